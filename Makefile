@@ -1,0 +1,20 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install the project on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test test-slow
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/nvila-edge ask builtin --scene 7 --prompt "Describe the image."
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow

@@ -1,0 +1,3 @@
+from nvila_edge.cli import main
+
+raise SystemExit(main())
