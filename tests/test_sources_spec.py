@@ -1,0 +1,72 @@
+"""SPEC parsing and its errors: every bad spec, missing device or bad URL is a one-line SourceError."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nvila_edge.errors import SourceError
+from nvila_edge.jetson.sources import open_source
+from nvila_edge.jetson.sources.gstreamer import missing_gst_elements, opencv_backends
+
+
+def open_error(spec: str, **options) -> str:
+    with pytest.raises(SourceError) as caught:
+        open_source(spec, **options)
+    message = str(caught.value)
+    assert message and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("", "empty source"),
+    ("/dev/video97", "camera /dev/video97 not found; cameras here:"),
+    ("97", "camera /dev/video97 not found"),
+    ("no/such/clip.mp4", "no such file, folder or camera: 'no/such/clip.mp4'"),
+    ("test://nothing", "the synthetic camera is test://shapes"),
+    ("test://shapes?fsp=3", "unknown option 'fsp' for test://shapes (options: fps, height,"),
+    ("test://shapes?fps=fast", "option fps='fast' for test://shapes must be a number"),
+    ("test://shapes?width=4", "must be an integer >= 16"),
+    ("ftp://host/video", "unknown source ftp://"),
+    ("csi://front", "give its sensor number, e.g. csi://0"),
+    ("videotestsrc ! fakesink", "must end in '! appsink'"),
+])
+def test_bad_spec(spec, expected):
+    assert expected in open_error(spec)
+
+
+def test_bad_keyword_option():
+    assert "option loop='maybe' for image folders must be 1/0" in open_error(".", loop="maybe")
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "readme.txt").write_text("no pictures here")
+    assert open_error(str(tmp_path)).startswith("no images (.png, .jpg")
+
+
+def test_file_that_is_not_a_video(tmp_path):
+    fake = tmp_path / "clip.mp4"
+    fake.write_bytes(b"definitely not a video" * 100)
+    message = open_error(str(fake))
+    assert f"video file {fake}" in message and "not a video OpenCV can decode" in message
+
+
+def test_unreachable_rtsp_camera_fails_fast_without_leaking_its_password():
+    start = time.monotonic()
+    message = open_error("rtsp://admin:hunter2@127.0.0.1:9/stream", timeout=5)
+    assert time.monotonic() - start < 6
+    assert "RTSP stream rtsp://admin:***@127.0.0.1:9/stream" in message and "hunter2" not in message
+
+
+@pytest.mark.skipif(not missing_gst_elements("nvarguscamerasrc"), reason="a Jetson: csi://0 may really exist")
+def test_csi_camera_off_jetson():
+    assert "needs Jetson's GStreamer elements" in open_error("csi://0")
+
+
+@pytest.mark.skipif(opencv_backends()["GStreamer"], reason="this OpenCV runs GStreamer itself")
+def test_pipeline_without_gstreamer_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gst-launch-1.0 to be found
+    message = open_error("videotestsrc ! appsink")
+    assert "pip's opencv-python never has it" in message and "--system-site-packages" in message
+    assert "apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good" in message
