@@ -19,6 +19,11 @@ COMMANDS = [
     "tokens:TokensCommand",
     "make_checkpoint:MakeCheckpointCommand",
     "ask:AskCommand",
+    "export:ExportCommand",
+    "run:RunCommand",
+    "eval:EvalCommand",
+    "train_builtin:TrainBuiltinCommand",
+    "doctor:DoctorCommand",
 ]
 
 

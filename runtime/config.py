@@ -236,8 +236,9 @@ def parse_config(files: dict[str, dict], source: str) -> NvilaConfig:
     scales = top.get("s2_scales") or str(tile)
     scales = tuple(int(s) for s in (scales.split(",") if isinstance(scales, str) else scales))
     if image_mode == "dynamic_s2":
-        _require(len(scales) >= 2 and all(s % tile == 0 for s in scales) and list(scales) == sorted(scales),
-                 where, "s2_scales", ",".join(map(str, scales)), f"ascending multiples of the tile size {tile}")
+        _require(len(scales) >= 2 and scales[0] == tile and all(s % tile == 0 for s in scales)
+                 and list(scales) == sorted(scales), where, "s2_scales", ",".join(map(str, scales)),
+                 f"ascending multiples of the tile size {tile}, starting at it")
     select_layer = int(top.get("mm_vision_select_layer", -2))
     used = vision.num_hidden_layers + select_layer + 1 if select_layer < 0 else select_layer + 1
     _require(0 < used <= vision.num_hidden_layers, where, "mm_vision_select_layer", select_layer,

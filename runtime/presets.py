@@ -95,7 +95,7 @@ NVILA_LITE_TOP = {**NVILA_8B_TOP, "dynamic_s2": False, "s2_scales": "448", "imag
                   "hidden_size": 1536, "mm_hidden_size": 1152, "model_max_length": 4096}
 
 
-def _files(top: dict, llm: dict, vision: dict, projector_type: str) -> dict[str, dict]:
+def config_files(top: dict, llm: dict, vision: dict, projector_type: str) -> dict[str, dict]:
     pre = copy.deepcopy(SIGLIP_PREPROCESSOR)
     pre["size"] = {"height": vision["image_size"], "width": vision["image_size"]}
     return {
@@ -122,12 +122,12 @@ def _tiny(projector_type: str, image_mode: str) -> dict[str, dict]:
     top = {**NVILA_8B_TOP, "dynamic_s2": dynamic, "image_aspect_ratio": image_mode,
            "s2_scales": "64,128,192" if dynamic else "64", "s2_max_split_size": 64, "hidden_size": 128,
            "mm_hidden_size": 64 * (3 if dynamic else 1), "model_max_length": 2048}
-    return _files(top, llm, vision, projector_type)
+    return config_files(top, llm, vision, projector_type)
 
 
 PRESETS = {
-    "nvila-8b": lambda: _files(NVILA_8B_TOP, QWEN25_7B, SIGLIP_SO400M_448, "mlp_downsample"),
-    "nvila-lite-2b": lambda: _files(NVILA_LITE_TOP, QWEN25_1_5B, SIGLIP_SO400M_448, "mlp_downsample_3x3_fix"),
+    "nvila-8b": lambda: config_files(NVILA_8B_TOP, QWEN25_7B, SIGLIP_SO400M_448, "mlp_downsample"),
+    "nvila-lite-2b": lambda: config_files(NVILA_LITE_TOP, QWEN25_1_5B, SIGLIP_SO400M_448, "mlp_downsample_3x3_fix"),
     "tiny": lambda: _tiny("mlp_downsample", "dynamic_s2"),
     "tiny-lite": lambda: _tiny("mlp_downsample_3x3_fix", "dynamic"),
 }

@@ -1,0 +1,137 @@
+"""``nvila-edge export``: checkpoint folder -> export folder (ONNX graphs, embedding table, tokenizer, manifest).
+
+The folder is built under a temporary name and renamed at the end, so an interrupted export never leaves a
+folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from tqdm import tqdm
+
+from nvila_edge.atomic import atomic_folder
+from nvila_edge.export.checkpoint import LoadedCheckpoint, load_checkpoint
+from nvila_edge.export.onnx.graphs import GRAPHS, GraphIO
+from nvila_edge.export.onnx.trace import check_graph, trace_graph
+from nvila_edge.runtime.config import CONFIG_FILES, read_config_files
+from nvila_edge.runtime.manifest import DimRange, GraphSpec, Manifest, TensorSpec, TokenLayout, sha256_file
+from nvila_edge.runtime.prompt import CHAT_TEMPLATE
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt")
+PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def checkpoint_hash(root: Path) -> str:
+    """sha256 over every config, tokenizer and weight file of the checkpoint (names and contents)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(sha256_file(file).encode())
+    return digest.hexdigest()
+
+
+def onnx_dtype_name(elem_type: int) -> str:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+
+
+def tensor_specs(values) -> list[TensorSpec]:
+    specs = []
+    for value in values:
+        t = value.type.tensor_type
+        shape = [d.dim_param if d.dim_param else d.dim_value for d in t.shape.dim]
+        specs.append(TensorSpec(value.name, onnx_dtype_name(t.elem_type), shape))
+    return specs
+
+
+def graph_spec(path: Path, precision: str, external: list[str]) -> GraphSpec:
+    model = onnx.load(str(path), load_external_data=False)
+    return GraphSpec(path.name, sha256_file(path), tensor_specs(model.graph.input), tensor_specs(model.graph.output),
+                     precision, external)
+
+
+def dynamic_ranges(ckpt: LoadedCheckpoint) -> dict[str, DimRange]:
+    """min/opt/max per dynamic dimension; TensorRT optimisation profiles are made from these."""
+    config = ckpt.config
+    context = config.model_max_length
+    s2_tiles = sum((s // config.tile_size) ** 2 for s in config.s2_scales[:-1]) + config.max_tiles
+    tiles_max = max(s2_tiles, config.max_tiles + 1, config.num_video_frames)
+    dims = {
+        "tiles": DimRange(1, min(tiles_max, 16), tiles_max),
+        "batch": DimRange(1, 1, 1),
+        "seq": DimRange(1, 1, context),
+        "past": DimRange(0, context // 2, context - 1),
+        "total": DimRange(1, context // 2, context),
+    }
+    if config.is_dynamic_s2:
+        g = config.vision.grid
+        dims["merged_rows"] = DimRange(g, 3 * g, config.max_tiles * g)
+        dims["merged_cols"] = DimRange(g, 3 * g, config.max_tiles * g)
+        dims["image_tokens"] = DimRange(config.tokens_per_tile, 9 * config.tokens_per_tile,
+                                        config.max_tiles * config.tokens_per_tile)
+    return dims
+
+
+def copy_tokenizer(ckpt: LoadedCheckpoint, dest: Path) -> None:
+    dest.mkdir()
+    for name in TOKENIZER_FILES:
+        if (ckpt.path / "llm" / name).is_file():
+            shutil.copy2(ckpt.path / "llm" / name, dest / name)
+
+
+def token_layout(ckpt: LoadedCheckpoint, rows: int) -> TokenLayout:
+    tok = ckpt.tokenizer
+    return TokenLayout(tok.image_token_id, tok.video_token_id, tok.sentinel_token_id, tok.newline_id,
+                       tok.im_end_id, list(tok.eos_token_ids), ckpt.config.llm.vocab_size, rows)
+
+
+def export_checkpoint(model: str | Path, out: Path, precision: str = "fp32", replace: bool = False) -> Manifest:
+    dtype = PRECISION_DTYPES[precision]
+    steps = tqdm(total=len(GRAPHS) + 3, desc="export", unit="step")
+    steps.set_postfix_str("loading checkpoint")
+    ckpt = load_checkpoint(model, dtype=torch.float32)
+    ckpt.model.to(dtype)
+    steps.update()
+    with atomic_folder(Path(out), replace=replace) as tmp:
+        graphs = {}
+        for name, make_io in GRAPHS.items():
+            steps.set_postfix_str(f"tracing {name}.onnx")
+            io: GraphIO = make_io(ckpt.model, dtype)
+            path = tmp / f"{name}.onnx"
+            external = trace_graph(io, path)
+            check_graph(path)
+            graphs[name] = graph_spec(path, precision, external)
+            steps.update()
+        steps.set_postfix_str("embeddings, tokenizer, hashes")
+        table = ckpt.model.llm.model.embed_tokens.weight.detach().to(dtype).numpy()
+        np.save(tmp / "embeddings.npy", table)
+        copy_tokenizer(ckpt, tmp / "tokenizer")
+        files = read_config_files(ckpt.path)
+        manifest = Manifest(
+            kind="export",
+            precision=precision,
+            model_config={name: files[name] for name in CONFIG_FILES},
+            source={"name": ckpt.path.name, "path": str(ckpt.path), "sha256": checkpoint_hash(ckpt.path)},
+            graphs=graphs,
+            dims=dynamic_ranges(ckpt),
+            embeddings={"file": "embeddings.npy", "dtype": table.dtype.name, "shape": list(table.shape),
+                        "sha256": sha256_file(tmp / "embeddings.npy")},
+            tokenizer_dir="tokenizer",
+            token_layout=token_layout(ckpt, table.shape[0]),
+            chat_template=CHAT_TEMPLATE,
+            generation={"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0,
+                        "stop_token_ids": list(ckpt.tokenizer.eos_token_ids)},
+            projector_form="dynamic_s2" if ckpt.config.is_dynamic_s2 else "per_tile",
+        )
+        manifest.write(tmp)
+        steps.update()
+    steps.set_postfix_str("done")
+    steps.update()
+    steps.close()
+    return manifest

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import argparse
+
+
+class EvalCommand:
+    """Score a model on an evaluation suite and print JSON.
+
+    MODEL is a checkpoint folder or 'builtin' (runs the PyTorch reference), or an export/engines folder
+    (runs the runtime on that folder's backend). The `shapes` suite asks
+    questions about synthetic scenes and clips and counts exact matches of the normalised short answer:
+    {"accuracy": ..., "n": ..., "families": {family: accuracy}}.
+    """
+
+    name = "eval"
+    help = "score a model on the synthetic shapes suite (JSON out)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("model", nargs="?", default="builtin",
+                            help="checkpoint folder, 'builtin', or an export/engines folder")
+        parser.add_argument("--suite", choices=("shapes",), default="shapes")
+        parser.add_argument("--n", type=int, default=200, help="number of questions (default: 200)")
+        parser.add_argument("--seed", type=int, default=1234, help="question seed (default: 1234)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import json
+        from pathlib import Path
+
+        from nvila_edge.runtime.evaluation import evaluate
+        from nvila_edge.runtime.manifest import MANIFEST
+
+        if (Path(args.model) / MANIFEST).is_file():
+            from nvila_edge.runtime.pipeline import Pipeline
+
+            pipeline = Pipeline.open(args.model)
+            backend = f"runtime ({pipeline.manifest.kind}, {pipeline.manifest.precision})"
+        else:
+            from nvila_edge.export.checkpoint import load_checkpoint
+            from nvila_edge.export.reference import ReferencePipeline
+
+            pipeline = ReferencePipeline(load_checkpoint(args.model))
+            backend = "pytorch-reference (fp32)"
+        result = evaluate(pipeline.answer_example, n=args.n, seed=args.seed, progress=True)
+        print(json.dumps({"model": str(args.model), "backend": backend, **result}, indent=2))
+        return 0

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class RunCommand:
+    """Ask an export or engines folder about images or a video, streaming tokens as they come.
+
+    Ends with one summary line: vision ms, projector ms, TTFT ms, decode tokens/s, visual tokens.
+
+    examples:
+      nvila-edge run out/builtin --image f.jpg --prompt "Describe the image."
+      nvila-edge run out/builtin --images a.jpg b.jpg --prompt "What differs?"
+      nvila-edge run out/builtin --video f.mp4 --frames 8 --prompt "What happens?"
+    """
+
+    name = "run"
+    help = "run an export/engines folder on images or a video (no torch needed)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("folder", help="export or engines folder")
+        media = parser.add_mutually_exclusive_group(required=True)
+        media.add_argument("--image", help="one image file (tiled by the model's image mode)")
+        media.add_argument("--images", nargs="+", help="several image files (one tile each)")
+        media.add_argument("--video", help="a video file or a folder of frames")
+        parser.add_argument("--frames", type=int, help="video frames to sample (default: the model's)")
+        parser.add_argument("--prompt", default="Describe the image.")
+        parser.add_argument("--max-new-tokens", type=int, default=128)
+        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+        parser.add_argument("--top-p", type=float, default=1.0)
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime (default: all cores)")
+        parser.add_argument("--max-context", type=int, help="KV cache positions (default: the folder's maximum)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from nvila_edge.runtime.image import load_image
+        from nvila_edge.runtime.pipeline import Pipeline
+        from nvila_edge.runtime.request import Request
+        from nvila_edge.runtime.sampling import SamplingParams
+        from nvila_edge.runtime.video import sample_frames
+
+        pipeline = Pipeline.open(args.folder, threads=args.threads, max_context=args.max_context)
+        request = Request(args.prompt)
+        if args.video:
+            request.video = sample_frames(args.video, args.frames or pipeline.config.num_video_frames,
+                                          pipeline.config.fps)
+        else:
+            request.images = [load_image(p) for p in ([args.image] if args.image else args.images)]
+        params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+        for piece in pipeline.stream(request, params):
+            print(piece, end="", flush=True)
+        print()
+        print(pipeline.last.summary(), file=sys.stderr)
+        return 0

@@ -1,0 +1,98 @@
+"""ONNX Runtime backend (CPU here; CUDA or TensorRT execution providers when installed).
+
+Decode steps use IO binding: ``past`` inputs and ``new`` K/V outputs are bound straight to views of the
+preallocated KV cache, and logits to a reused buffer, so no cache data passes through Python.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nvila_edge.errors import InputError
+from nvila_edge.runtime.backends.kv_cache import KVCache
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def session_options(threads: int | None = None, exact_int4: bool = True, optimized_path: Path | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if exact_int4:
+        # ORT fuses blocked INT4 DequantizeLinear + MatMul into MatMulNBits; level 0 keeps it exact
+        # (the default quantizes activations to int8 and drifts from TensorRT's W4A16).
+        options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "0")
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+    return options
+
+
+def providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device not in PROVIDERS:
+        raise InputError(f"unknown ONNX Runtime device '{device}' (choose from: {', '.join(PROVIDERS)})")
+    wanted = PROVIDERS[device]
+    available = ort.get_available_providers()
+    if wanted not in available:
+        raise InputError(f"ONNX Runtime here has no {wanted} (available: {', '.join(available)}); "
+                         "use --device cpu or install an onnxruntime build with that provider")
+    return [wanted, "CPUExecutionProvider"] if wanted != PROVIDERS["cpu"] else [wanted]
+
+
+class OrtGraph:
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), session_options(threads, exact_int4), providers=providers(device))
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+
+    def close(self) -> None:
+        self.session = None
+
+
+class OrtDecoder:
+    """The LLM graph with a preallocated KV cache (batch 1)."""
+
+    def __init__(self, path: Path, layers: int, kv_heads: int, head_dim: int, vocab: int, context: int,
+                 dtype: np.dtype, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
+        self.graph = OrtGraph(path, threads, device, exact_int4)
+        self.layers, self.context, self.dtype = layers, context, np.dtype(dtype)
+        self.cache = KVCache.allocate(layers, context, kv_heads, head_dim, self.dtype)
+        self.mask = np.ones((1, context), dtype=np.int64)
+        self.positions = np.arange(context, dtype=np.int64)[None]
+        self.logits = np.zeros((1, 1, vocab), dtype=self.dtype)
+
+    def reset(self) -> None:
+        self.cache.length = 0
+
+    def step(self, inputs_embeds: np.ndarray) -> np.ndarray:
+        s, p = len(inputs_embeds), self.cache.length
+        if p + s > self.context:
+            raise InputError(f"{p + s} positions do not fit the context of {self.context}")
+        binding = self.graph.session.io_binding()
+        binding.bind_cpu_input("inputs_embeds", np.ascontiguousarray(inputs_embeds[None], dtype=self.dtype))
+        binding.bind_cpu_input("position_ids", self.positions[:, p:p + s])
+        binding.bind_cpu_input("attention_mask", self.mask[:, : p + s])
+        for i in range(self.layers):
+            past_k, past_v = self.cache.past(i)
+            new_k, new_v = self.cache.slot(i, s)
+            binding.bind_cpu_input(f"past_key.{i}", past_k)
+            binding.bind_cpu_input(f"past_value.{i}", past_v)
+            for name, view in ((f"new_key.{i}", new_k), (f"new_value.{i}", new_v)):
+                binding.bind_output(name, "cpu", 0, self.dtype, view.shape, view.ctypes.data)
+        binding.bind_output("logits", "cpu", 0, self.dtype, self.logits.shape, self.logits.ctypes.data)
+        self.graph.session.run_with_iobinding(binding)
+        self.cache.length = p + s
+        return self.logits[0, 0].astype(np.float32)
+
+    def close(self) -> None:
+        self.graph.close()

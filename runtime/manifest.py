@@ -1,0 +1,147 @@
+"""``manifest.json``: the contract between stages (export folder -> engines folder -> runtime).
+
+Each stage reads only the previous stage's folder and its manifest. The manifest is versioned and checked
+on read: a folder of another schema version, a missing file or a mismatching hash is one ``ArtifactError``
+line saying which command rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nvila_edge import __version__
+from nvila_edge.atomic import atomic_file
+from nvila_edge.errors import ArtifactError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+KINDS = ("export", "engines")
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name: float32, float16, int64, ...
+    shape: list[int | str]  # ints are fixed, strings name a dynamic dimension (see Manifest.dims)
+
+
+@dataclass
+class DimRange:
+    min: int
+    opt: int
+    max: int
+
+
+@dataclass
+class GraphSpec:
+    file: str
+    sha256: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    precision: str
+    external_data: list[str] = field(default_factory=list)
+    backend: str = "onnx"  # onnx | onnxruntime | tensorrt | tensorrt-rtx
+    build: dict[str, Any] = field(default_factory=dict)  # engines: builder version, target, profiles, ...
+
+
+@dataclass
+class TokenLayout:
+    image_token_id: int
+    video_token_id: int
+    sentinel_token_id: int
+    newline_token_id: int
+    im_end_token_id: int
+    eos_token_ids: list[int]
+    vocab_size: int  # logits columns (the checkpoint's own vocabulary)
+    embedding_rows: int  # rows of the embedding table (vocabulary + media tokens)
+
+
+@dataclass
+class Manifest:
+    kind: str
+    precision: str
+    model_config: dict[str, dict]  # the checkpoint's config files, so tiling needs nothing else
+    source: dict[str, Any]  # name, sha256 of the checkpoint (or of the export folder for engines)
+    graphs: dict[str, GraphSpec]
+    dims: dict[str, DimRange]
+    embeddings: dict[str, Any]  # file, dtype, shape, sha256
+    tokenizer_dir: str
+    token_layout: TokenLayout
+    chat_template: str
+    generation: dict[str, Any]
+    projector_form: str  # "dynamic_s2" (merge inputs) or "per_tile"
+    kv_layout: str = "batch,seq,kv_heads,head_dim"
+    target: dict[str, Any] = field(default_factory=dict)  # engines only
+    schema_version: int = SCHEMA_VERSION
+    producer: str = f"nvila-edge {__version__}"
+
+    def write(self, folder: Path) -> None:
+        with atomic_file(Path(folder) / MANIFEST) as tmp:
+            tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _build(cls, data: Any, where: str):
+    """Dataclass from JSON with field checks; nested dataclasses, lists and dicts of them."""
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{where}: expected an object")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    missing = [n for n, f in names.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ArtifactError(f"{where}: missing field(s) {', '.join(missing)}")
+    values = {}
+    for name, value in data.items():
+        if name not in names:
+            continue
+        nested = {"graphs": GraphSpec, "dims": DimRange}.get(name)
+        if cls is Manifest and nested:
+            values[name] = {k: _build(nested, v, f"{where}.{name}.{k}") for k, v in value.items()}
+        elif cls is Manifest and name == "token_layout":
+            values[name] = _build(TokenLayout, value, f"{where}.{name}")
+        elif cls is GraphSpec and name in ("inputs", "outputs"):
+            values[name] = [_build(TensorSpec, v, f"{where}.{name}") for v in value]
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def read_manifest(folder: Path, kind: str | None = None, verify_hashes: bool = False) -> Manifest:
+    """Read and check ``folder/manifest.json``; every failure names the folder and the fix."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    fix = "re-run `nvila-edge export`" if kind != "engines" else "re-run `nvila-edge build`"
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: no {MANIFEST}; this is not an nvila-edge export or engines folder ({fix})")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err}); {fix}") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: schema version {version!r}, this nvila-edge reads version {SCHEMA_VERSION}; "
+                            f"{fix} with this version")
+    manifest = _build(Manifest, data, str(path))
+    if manifest.kind not in KINDS or (kind and manifest.kind != kind):
+        raise ArtifactError(f"{path}: a folder of kind '{manifest.kind}', expected '{kind or ' or '.join(KINDS)}'")
+    for name, graph in manifest.graphs.items():
+        for file in [graph.file, *graph.external_data]:
+            if not (folder / file).is_file():
+                raise ArtifactError(f"{folder}: graph '{name}' file '{file}' is missing; {fix}")
+        if verify_hashes and sha256_file(folder / graph.file) != graph.sha256:
+            raise ArtifactError(f"{folder / graph.file}: contents do not match the manifest's sha256; {fix}")
+    if not (folder / manifest.embeddings["file"]).is_file():
+        raise ArtifactError(f"{folder}: embedding table '{manifest.embeddings['file']}' is missing; {fix}")
+    return manifest

@@ -1,0 +1,114 @@
+"""``Pipeline``: open an export or engines folder through its manifest and answer image, multi-image and
+video questions, streaming tokens. The pipeline never knows which backend runs the graphs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from nvila_edge.runtime.config import NvilaConfig
+from nvila_edge.runtime.generation import Timings, generate
+from nvila_edge.runtime.manifest import Manifest, read_manifest
+from nvila_edge.runtime.request import Request, inputs_embeds, prepare
+from nvila_edge.runtime.sampling import SamplingParams
+from nvila_edge.runtime.tokenizer import StreamDecoder, Tokenizer
+from nvila_edge.runtime.visual import GraphEncoder
+
+
+@dataclass
+class Answer:
+    text: str
+    token_ids: list[int]
+    visual_tokens: int
+    prompt_positions: int
+    vision_ms: float
+    projector_ms: float
+    ttft_ms: float
+    decode_tokens_per_s: float
+
+    def summary(self) -> str:
+        return (f"vision {self.vision_ms:.1f} ms | projector {self.projector_ms:.1f} ms | TTFT {self.ttft_ms:.1f} ms | "
+                f"decode {self.decode_tokens_per_s:.1f} tok/s | {self.visual_tokens} visual tokens, "
+                f"{self.prompt_positions} prompt positions, {len(self.token_ids)} generated")
+
+
+def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: str, max_context: int | None):
+    """-> (vision runner, projector runner, decoder) for the folder's backend."""
+    from nvila_edge.runtime.backends.onnxruntime import OrtDecoder, OrtGraph
+
+    llm = NvilaConfig.from_files(manifest.model_config).llm
+    context = max_context or manifest.dims["total"].max
+    dtype = np.dtype(manifest.embeddings["dtype"])
+    vision = OrtGraph(folder / manifest.graphs["vision"].file, threads, device)
+    projector = OrtGraph(folder / manifest.graphs["projector"].file, threads, device)
+    decoder = OrtDecoder(folder / manifest.graphs["llm"].file, llm.num_hidden_layers, llm.num_key_value_heads,
+                         llm.head_dim, manifest.token_layout.vocab_size, context, dtype, threads, device)
+    return vision, projector, decoder
+
+
+class Pipeline:
+    def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None, device: str = "cpu",
+                 max_context: int | None = None):
+        self.folder, self.manifest = folder, manifest
+        self.config = NvilaConfig.from_files(manifest.model_config)
+        self.tokenizer = Tokenizer.from_dir(folder / manifest.tokenizer_dir)
+        self.embed_table = np.load(folder / manifest.embeddings["file"], mmap_mode="r")
+        self.newline = np.asarray(self.embed_table[manifest.token_layout.newline_token_id])[None]
+        vision, projector, self.decoder = open_runners(folder, manifest, threads, device, max_context)
+        self.encoder = GraphEncoder(self.config, vision, projector, self.embed_table.dtype)
+        self.stop_ids = set(manifest.generation["stop_token_ids"])
+        self.last: Answer | None = None
+
+    @classmethod
+    def open(cls, folder: str | Path, **options) -> "Pipeline":
+        folder = Path(folder)
+        return cls(folder, read_manifest(folder), **options)
+
+    def embed(self, token: int) -> np.ndarray:
+        return np.asarray(self.embed_table[token])[None]
+
+    def generate(self, request: Request, params: SamplingParams | None = None) -> Iterator[int]:
+        """Yield token ids; afterwards ``self.last`` holds the answer with its timings."""
+        start = time.perf_counter()
+        self.encoder.vision_ms = self.encoder.projector_ms = 0.0
+        prepared = prepare(self.config, self.tokenizer, self.encoder, self.newline, request)
+        embeds = inputs_embeds(prepared, self.tokenizer, self.embed_table)
+        timings, tokens, first = Timings(), [], None
+        params = params or SamplingParams(max_new_tokens=self.manifest.generation["max_new_tokens"])
+        for token in generate(self.decoder, embeds, self.embed, params, self.stop_ids, timings):
+            first = first or time.perf_counter()
+            tokens.append(token)
+            yield token
+        ttft = 1000 * ((first or time.perf_counter()) - start)
+        self.last = Answer(self.tokenizer.decode(tokens), tokens, prepared.visual_tokens, prepared.positions,
+                           self.encoder.vision_ms, self.encoder.projector_ms, ttft, timings.decode_tokens_per_s)
+
+    def stream(self, request: Request, params: SamplingParams | None = None,
+               on_text: Callable[[str], None] | None = None) -> Iterator[str]:
+        """Yield text pieces as tokens arrive (never half a UTF-8 character); ``on_text`` sees each piece too."""
+        decoder = StreamDecoder(self.tokenizer)
+        for token in self.generate(request, params):
+            yield from _emit(decoder.feed(token), on_text)
+        yield from _emit(decoder.flush(), on_text)
+
+    def ask(self, request: Request, params: SamplingParams | None = None) -> Answer:
+        for _ in self.generate(request, params):
+            pass
+        return self.last
+
+    def answer_example(self, example) -> str:
+        from nvila_edge.runtime.evaluation import example_request
+
+        return self.ask(example_request(example), SamplingParams(max_new_tokens=32)).text
+
+
+def _emit(piece: str, on_text: Callable[[str], None] | None) -> Iterator[str]:
+    if piece:
+        if on_text:
+            on_text(piece)
+        yield piece
