@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import sys
 
@@ -45,7 +46,7 @@ def build_parser(commands: list) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in commands:
-        p = sub.add_parser(command.name, help=command.help, description=command.__doc__,
+        p = sub.add_parser(command.name, help=command.help, description=inspect.cleandoc(command.__doc__ or ""),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         command.add_arguments(p)
         p.set_defaults(handler=command.run)
