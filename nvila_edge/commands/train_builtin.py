@@ -20,7 +20,7 @@ class TrainBuiltinCommand:
                             help="nvila: Dynamic-S2 + 2x2 projector (default); lite: dynamic tiles + 3x3 projector")
         parser.add_argument("--steps", type=int, default=3000)
         parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--lr", type=float, default=2e-3)
+        parser.add_argument("--lr", type=float, default=1.5e-3)
         parser.add_argument("--eval-every", type=int, default=500)
         parser.add_argument("--threads", type=int, default=2)
         parser.add_argument("--seed", type=int, default=0)
