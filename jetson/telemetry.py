@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from nvila_edge.jetson.processes import stop_process
+
 from nvila_edge.jetson.device import read_meminfo
 
 MIB = 2**20
@@ -168,13 +170,8 @@ class TegrastatsMonitor:
         return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process, timeout=5)
         if self._reader is not None:
             self._reader.join(timeout=5)
 

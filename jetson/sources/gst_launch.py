@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from nvila_edge.errors import SourceError
+from nvila_edge.jetson.processes import stop_process
 
 from .base import Frame, Source
 
@@ -177,13 +178,7 @@ class GstLaunchSource(Source):
 
     def _close(self) -> None:
         if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(timeout=3.0)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
+            stop_process(self._process, timeout=3.0)
             if self._log_reader is not None:
                 self._log_reader.join(timeout=3.0)
             self._process.stdout.close()
