@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nvila_edge.export.train.region_labels import media_labels
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.evaluation import example_request
 from nvila_edge.runtime.prompt import render_chat, user_content
@@ -22,12 +23,25 @@ class Sample:
     media: TiledMedia
     prompt: str
     answer_ids: list[int]  # answer + <|im_end|>
+    region_labels: list[np.ndarray] | None  # per visual block [tokens, 2] (kind, colour); None = no labels
+
+
+def block_grid(config: NvilaConfig, media: TiledMedia) -> tuple[int, int] | None:
+    """Token grid (rows, cols) of each visual block, where one block covers a whole image or frame."""
+    m = config.grid_out
+    if media.kind == "video" or (media.kind == "image" and config.is_dynamic_s2 and media.tiles[0].block):
+        rows, cols = media.tiles[0].block if media.kind == "image" else (1, 1)
+        return m * rows, m * cols
+    return None  # NVILA-Lite tiles see parts of the image; no labels for them
 
 
 def make_sample(config: NvilaConfig, tokenizer: Tokenizer, example: Example) -> Sample:
     request = example_request(example)
     answer = tokenizer.encode(example.answer) + [tokenizer.im_end_id]
-    return Sample(tile_request(config, request), request.prompt, answer)
+    media = tile_request(config, request)
+    grid = block_grid(config, media)
+    labels = None if grid is None else media_labels(example.scene, len(example.frames), *grid)
+    return Sample(media, request.prompt, answer, labels)
 
 
 def vision_batch(samples: list[Sample]) -> torch.Tensor:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
@@ -18,6 +19,7 @@ from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.reference import ReferencePipeline
 from nvila_edge.export.train.batches import IGNORE, Sample, chat_ids, make_sample, sample_tiles, vision_batch
 from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
+from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.evaluation import evaluate
 from nvila_edge.runtime.request import media_blocks
@@ -28,6 +30,7 @@ from nvila_edge.runtime.world.questions import FAMILIES, example_stream
 # Harder families are sampled more often (order of runtime.world.questions.FAMILIES).
 FAMILY_WEIGHTS = {"color": 1.0, "shape": 1.0, "count": 1.0, "position": 1.25, "exists": 0.75, "motion": 1.25,
                   "caption": 2.0}
+AUX_WEIGHT = 0.5  # weight of the per-token region loss next to the answer loss
 INIT_STD = 0.02  # as Qwen2 and SigLIP are initialised; PyTorch's N(0, 1) embeddings swamp the residual stream
 TRAIN_SEED = 1
 TOKENIZER_SEED = 2
@@ -70,8 +73,22 @@ class FeatureEncoder:
         return self.model.project_frames(frames, self.features)
 
 
+class RegionHeads(torch.nn.Module):
+    """Training-only probes: shape kind and colour under each visual token (see region_labels)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.kind = torch.nn.Linear(hidden, KIND_CLASSES)
+        self.color = torch.nn.Linear(hidden, COLOR_CLASSES)
+
+    def loss(self, blocks: list[torch.Tensor], labels: list[np.ndarray]) -> torch.Tensor:
+        tokens = torch.cat(blocks)
+        target = torch.from_numpy(np.concatenate(labels))
+        return F.cross_entropy(self.kind(tokens), target[:, 0]) + F.cross_entropy(self.color(tokens), target[:, 1])
+
+
 def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: torch.Tensor):
-    """One sample -> (inputs_embeds [L, H], next-token targets [L])."""
+    """One sample -> (inputs_embeds [L, H], next-token targets [L], its visual blocks)."""
     table = model.llm.model.embed_tokens.weight
     newline = table[tokenizer.newline_id][None]
     blocks, media, lite_tiles = media_blocks(model.config, FeatureEncoder(model, features), sample.media)
@@ -80,15 +97,18 @@ def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: 
     embeds = splice(token_ids, {tokenizer.image_token_id, tokenizer.video_token_id}, table, items, torch.cat)
     answer = sample.answer_ids
     targets = [IGNORE] * (len(embeds) - len(answer) - 1) + answer + [IGNORE]
-    return embeds, torch.tensor(targets)
+    return embeds, torch.tensor(targets), [b for group in blocks for b in group]
 
 
-def loss_on_batch(model: NvilaModel, tokenizer: Tokenizer, samples: list[Sample]) -> torch.Tensor:
+def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, samples: list[Sample]) -> torch.Tensor:
     features = model.vision_tower(vision_batch(samples))  # [T_total, g*g, D]
-    seqs, offset = [], 0
+    seqs, region_losses, offset = [], [], 0
     for sample in samples:
         n = sample_tiles(sample)
-        seqs.append(sequence(model, tokenizer, sample, features[offset:offset + n]))
+        embeds, targets, blocks = sequence(model, tokenizer, sample, features[offset:offset + n])
+        seqs.append((embeds, targets))
+        if sample.region_labels is not None:
+            region_losses.append(heads.loss(blocks, sample.region_labels))
         offset += n
     length = max(len(e) for e, _ in seqs)
     embeds = torch.stack([F.pad(e, (0, 0, 0, length - len(e))) for e, _ in seqs])  # [B, L, H]
@@ -98,7 +118,10 @@ def loss_on_batch(model: NvilaModel, tokenizer: Tokenizer, samples: list[Sample]
     llm = model.llm
     hidden, _ = llm.hidden_states(embeds, positions, mask, llm.empty_cache(len(seqs)))
     logits = F.linear(hidden, llm.lm_head.weight)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    if region_losses:
+        loss = loss + AUX_WEIGHT * torch.stack(region_losses).mean()
+    return loss
 
 
 def init_weights(model: NvilaModel) -> None:
@@ -131,8 +154,10 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
     config = NvilaConfig.from_files(files)
     tokenizer = build_tokenizer(work_dir / "llm")
     model = NvilaModel(config)
+    heads = RegionHeads(config.llm.hidden_size)
     init_weights(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    parameters = [*model.parameters(), *heads.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.01)
     stream = example_stream(TRAIN_SEED + 1000 * settings.seed, weights=[FAMILY_WEIGHTS[f] for f in FAMILIES])
     start = time.perf_counter()
     bar = tqdm(range(settings.steps), desc="train", unit="step")
@@ -140,10 +165,10 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
         samples = [make_sample(config, tokenizer, next(stream)) for _ in range(settings.batch_size)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
-        loss = loss_on_batch(model, tokenizer, samples)
+        loss = loss_on_batch(model, heads, tokenizer, samples)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:

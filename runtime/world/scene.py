@@ -125,15 +125,20 @@ def shape_outline(kind: str, cx: float, cy: float, size: float) -> np.ndarray:
     raise InputError(f"unknown shape kind {kind!r}; expected one of {SHAPES}")
 
 
-def draw_shape(image: np.ndarray, kind: str, color: str, cx: float, cy: float, size: float) -> None:
-    rgb = COLORS[color]
+def fill_shape(image: np.ndarray, kind: str, cx: float, cy: float, size: float, value, antialias: bool = True) -> None:
+    """Fill one shape's area of ``image`` with ``value`` (an RGB triple, or a label for a 1-channel map)."""
     scale = 1 << _SUBPIXEL
+    line = cv2.LINE_AA if antialias else cv2.LINE_8
     if kind == "circle":
         centre = (round(cx * scale), round(cy * scale))
-        cv2.circle(image, centre, round(size / 2 * scale), rgb, -1, cv2.LINE_AA, _SUBPIXEL)
+        cv2.circle(image, centre, round(size / 2 * scale), value, -1, line, _SUBPIXEL)
         return
     points = np.round(shape_outline(kind, cx, cy, size) * scale).astype(np.int32)
-    cv2.fillPoly(image, [points], rgb, cv2.LINE_AA, _SUBPIXEL)
+    cv2.fillPoly(image, [points], value, line, _SUBPIXEL)
+
+
+def draw_shape(image: np.ndarray, kind: str, color: str, cx: float, cy: float, size: float) -> None:
+    fill_shape(image, kind, cx, cy, size, COLORS[color])
 
 
 def render_background(width: int, height: int, kind: str, seed: int) -> np.ndarray:
