@@ -3,6 +3,10 @@ an OpenCV built with GStreamer (JetPack's), GStreamer pipelines ending in ``apps
 
 from __future__ import annotations
 
+import contextlib
+import os
+from typing import Iterator
+
 import cv2
 import numpy as np
 
@@ -30,10 +34,11 @@ class OpenCVSource(Source):
 
     def __init__(self, target: int | str, api: int, *, name: str, is_live: bool, loop: bool = False,
                  pace: bool = False, settings: dict[int, float] | None = None,
-                 open_params: list[int] | None = None, fix_hint: str = ""):
+                 open_params: list[int] | None = None, ffmpeg_options: str | None = None, fix_hint: str = ""):
         super().__init__(name, is_live)
         self.target = target
         self.api = api
+        self.ffmpeg_options = ffmpeg_options
         self.loop = loop  # a file restarts at its end instead of ending
         self.pace = pace  # a file is delivered at its own fps instead of as fast as it decodes
         self.settings = dict(settings or {})
@@ -44,7 +49,8 @@ class OpenCVSource(Source):
         self._first: Frame | None = None
 
     def _new_capture(self) -> cv2.VideoCapture:
-        capture = cv2.VideoCapture(self.target, self.api, self.open_params)
+        with ffmpeg_capture_options(self.ffmpeg_options):
+            capture = cv2.VideoCapture(self.target, self.api, self.open_params)
         if not capture.isOpened():
             capture.release()
             hint = f" ({self.fix_hint})" if self.fix_hint else ""
@@ -88,3 +94,18 @@ class OpenCVSource(Source):
             self._capture.release()
         self._capture = None
         self._first = None
+
+
+@contextlib.contextmanager
+def ffmpeg_capture_options(options: str | None) -> Iterator[None]:
+    """OpenCV's FFmpeg backend reads its options from the environment when a capture opens; set them for
+    that open only, so one RTSP source does not change how every later file is decoded."""
+    key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+    if options is None or key in os.environ:  # a user's own setting wins
+        yield
+        return
+    os.environ[key] = options
+    try:
+        yield
+    finally:
+        del os.environ[key]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import glob
-import os
 import re
 from pathlib import Path
 
@@ -121,13 +120,13 @@ def _rtsp(url: str, options: dict) -> Source:
         if decoder and not missing_gst_elements("rtspsrc", f"rtp{codec}depay", f"{codec}parse"):
             return pipeline_source(rtsp_pipeline(url, codec, decoder), name=name, is_live=True, timeout=timeout)
     if opencv_backends()["FFMPEG"]:
-        # FFmpeg buffers RTSP input by default, which shows the camera seconds late.
-        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "fflags;nobuffer|flags;low_delay")
         milliseconds = int(timeout * 1000)
         return OpenCVSource(url, cv2.CAP_FFMPEG, name=name, is_live=True,
                             open_params=[cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds,
                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds],
                             settings={cv2.CAP_PROP_BUFFERSIZE: 1},
+                            # FFmpeg buffers RTSP input by default, which shows the camera seconds late.
+                            ffmpeg_options="fflags;nobuffer|flags;low_delay",
                             fix_hint="check the URL, that the camera is reachable, and its user and password")
     raise SourceError(f"cannot decode RTSP here: GStreamer lacks rtspsrc/{codec} elements (install "
                       "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav) and this OpenCV "
