@@ -22,6 +22,7 @@ BACKENDS = ("tensorrt", "tensorrt-rtx", "onnxruntime")
 RECIPES = ("fp32", "fp16", "int4", "int8-int4", "fp8")
 FP8_MIN_CAPABILITY = (8, 9)
 GIB = 2**30
+MAX_WORKSPACE = 2 * GIB
 
 ORIN_RECIPES = ("fp32", "fp16", "int4", "int8-int4")
 
@@ -58,6 +59,12 @@ class TargetRecord:
     def capability(self) -> str:
         """``8.7`` style compute capability, ``none`` without a GPU."""
         return ".".join(map(str, self.compute_capability)) if self.compute_capability else "none"
+
+    @property
+    def workspace_bytes(self) -> int:
+        """Builder workspace limit (tactic scratch memory): an eighth of the budget, at most 2 GiB, so tactics
+        that need more are skipped instead of pushing the board into swap."""
+        return min(self.memory_budget_bytes // 8, MAX_WORKSPACE)
 
     @property
     def is_jetson(self) -> bool:

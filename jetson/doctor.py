@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import os
 import platform
 import re
 import shutil
@@ -19,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nvila_edge.engines.cache import engine_cache_dir
 from nvila_edge.engines.targets import GIB, TargetRecord
 from nvila_edge.jetson.device import (DeviceInfo, PowerMode, SwapArea, VideoDevice, detect_device,
                                       is_process_running, list_video_devices, read_meminfo, read_power_mode,
@@ -40,11 +40,6 @@ MODULES = {
     "onnxruntime": ("onnxruntime",),
 }
 DISTRIBUTIONS = {"cuda-python": ("cuda-python", "cuda-bindings"), "pycuda": ("pycuda",)}
-
-
-def engine_cache_dir() -> Path:
-    """Where built engines are kept: ``$NVILA_EDGE_CACHE``, else ``~/.cache/nvila-edge``."""
-    return Path(os.environ.get("NVILA_EDGE_CACHE") or Path.home() / ".cache" / "nvila-edge")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 Each stage reads only the previous stage's folder and its manifest. The manifest is versioned and checked
 on read: a folder of another schema version, a missing file or a mismatching hash is one ``ArtifactError``
 line saying which command rebuilds it.
+
+An engines folder uses the same schema: ``target`` holds an ``EngineTarget`` (what the runtime compares with
+the machine before loading an engine), each ``GraphSpec.build`` an ``EngineBuild`` (profiles, the ONNX file
+it came from, the cache key), and ``source`` names the export folder (path and manifest sha256).
 """
 
 from __future__ import annotations
@@ -85,11 +89,65 @@ class Manifest:
             tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2))
 
 
+@dataclass
+class OptimizationProfile:
+    name: str  # "default" for vision / projector; "prefill" and "decode" for the LLM
+    shapes: dict[str, list[list[int]]]  # input name -> [min shape, opt shape, max shape]
+
+
+@dataclass
+class EngineBuild:
+    onnx_file: str  # in the export folder named by Manifest.source["path"]
+    onnx_sha256: str
+    cache_key: str
+    profiles: list[OptimizationProfile]
+    options: dict[str, Any]  # builder options that are part of the cache key
+    quantized_layers: dict[str, int] = field(default_factory=dict)  # Q/DQ layers per low-precision type
+    precision_check: str = ""  # what the post-build layer precision check found, or why it did not run
+
+
+@dataclass
+class EngineTarget:
+    name: str
+    backend: str
+    backend_version: str
+    compute_capability: str  # "8.7"; "none" for the CPU
+    max_context: int
+    memory: dict[str, int] = field(default_factory=dict)  # the budget estimate the context was chosen with
+
+
+def engine_target(manifest: "Manifest") -> EngineTarget:
+    if manifest.kind != "engines":
+        raise ArtifactError(f"a folder of kind '{manifest.kind}' has no engine target; "
+                            "build one with `nvila-edge build`")
+    return _build(EngineTarget, manifest.target, "manifest.target")
+
+
+def engine_build(manifest: "Manifest", graph: str) -> EngineBuild:
+    return _build(EngineBuild, manifest.graphs[graph].build, f"manifest.graphs.{graph}.build")
+
+
+def rebuild_command(folder: Path, manifest: "Manifest") -> str:
+    """The command that rebuilds an engines folder from its export folder on this machine."""
+    target = engine_target(manifest)
+    return (f"nvila-edge build {manifest.source.get('path', 'EXPORT_DIR')} -o {folder} --target {target.name} "
+            f"--backend {target.backend}")
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over every file below ``folder``: relative path, then the file's own sha256, in path order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(folder)).encode() + b"\0")
+        digest.update(sha256_file(file).encode())
     return digest.hexdigest()
 
 
@@ -113,6 +171,8 @@ def _build(cls, data: Any, where: str):
             values[name] = _build(TokenLayout, value, f"{where}.{name}")
         elif cls is GraphSpec and name in ("inputs", "outputs"):
             values[name] = [_build(TensorSpec, v, f"{where}.{name}") for v in value]
+        elif cls is EngineBuild and name == "profiles":
+            values[name] = [_build(OptimizationProfile, v, f"{where}.{name}") for v in value]
         else:
             values[name] = value
     return cls(**values)

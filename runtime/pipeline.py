@@ -11,9 +11,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from nvila_edge.errors import EngineMismatchError, InputError
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.generation import Timings, generate
-from nvila_edge.runtime.manifest import Manifest, read_manifest
+from nvila_edge.runtime.manifest import EngineTarget, Manifest, engine_target, read_manifest, rebuild_command
 from nvila_edge.runtime.request import Request, inputs_embeds, prepare
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.tokenizer import StreamDecoder, Tokenizer
@@ -38,17 +39,39 @@ class Answer:
 
 
 def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: str, max_context: int | None):
-    """-> (vision runner, projector runner, decoder) for the folder's backend."""
+    """-> (vision runner, projector runner, decoder), dispatched on the folder's manifest: an export folder runs
+    its ONNX files on ONNX Runtime; an engines folder runs on the backend it was built with (ONNX Runtime on the
+    saved optimized models, TensorRT / TensorRT-RTX on the engines, after their version and GPU checks)."""
+    context = max_context or manifest.dims["total"].max
+    if manifest.kind == "engines":
+        target = engine_target(manifest)
+        if context > target.max_context:
+            raise InputError(f"these engines hold at most {target.max_context} positions; for {context} rebuild "
+                             f"with: {rebuild_command(folder, manifest)} --max-context {context}")
+        if target.backend in ("tensorrt", "tensorrt-rtx"):
+            from nvila_edge.runtime.backends.tensorrt import open_tensorrt_runners
+
+            return open_tensorrt_runners(folder, manifest, context)
+        _check_onnxruntime_release(folder, manifest, target)
     from nvila_edge.runtime.backends.onnxruntime import OrtDecoder, OrtGraph
 
     llm = NvilaConfig.from_files(manifest.model_config).llm
-    context = max_context or manifest.dims["total"].max
-    dtype = np.dtype(manifest.embeddings["dtype"])
+    # the LLM graph's own input dtype sizes the KV cache and logits (FP16 for every quantized recipe)
+    dtype = np.dtype(next(t.dtype for t in manifest.graphs["llm"].inputs if t.name == "inputs_embeds"))
     vision = OrtGraph(folder / manifest.graphs["vision"].file, threads, device)
     projector = OrtGraph(folder / manifest.graphs["projector"].file, threads, device)
     decoder = OrtDecoder(folder / manifest.graphs["llm"].file, llm.num_hidden_layers, llm.num_key_value_heads,
                          llm.head_dim, manifest.token_layout.vocab_size, context, dtype, threads, device)
     return vision, projector, decoder
+
+
+def _check_onnxruntime_release(folder: Path, manifest: Manifest, target: EngineTarget) -> None:
+    """Saved optimized models may use internal operators of the ONNX Runtime release that wrote them."""
+    import onnxruntime
+
+    if target.backend_version.split(".")[:2] != onnxruntime.__version__.split(".")[:2]:
+        raise EngineMismatchError(f"these models were optimized by ONNX Runtime {target.backend_version}; this machine "
+                                  f"has {onnxruntime.__version__}; rebuild with: {rebuild_command(folder, manifest)}")
 
 
 class Pipeline:
