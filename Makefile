@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/nvila-edge ask builtin --scene 7 --prompt "Describe the image."
+	$(VENV)/bin/nvila-edge demo --max-answers 5
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -129,7 +129,7 @@ if [ "$SERVICE" = 1 ]; then
   "${SUDO[@]}" install -d -m 0755 /etc/nvila-edge
   if [ ! -f /etc/nvila-edge/demo.env ]; then
     printf '%s\n' "# Arguments after 'nvila-edge demo --headless' (see: nvila-edge demo --help)." \
-      'NVILA_EDGE_DEMO_ARGS="/var/lib/nvila-edge/engines --source csi://0"' |
+      'NVILA_EDGE_DEMO_ARGS="--engines /var/lib/nvila-edge/engines --source csi://0"' |
       "${SUDO[@]}" tee /etc/nvila-edge/demo.env >/dev/null
   fi
   sed "s|/opt/nvila-edge/venv|$VENV|g" "$SRC/jetson/nvila-edge-demo.service" |
