@@ -1,12 +1,14 @@
 """``nvila-edge export``: checkpoint folder -> export folder (ONNX graphs, embedding table, tokenizer, manifest).
 
-The folder is built under a temporary name and renamed at the end, so an interrupted export never leaves a
-folder that looks complete.
+A precision recipe (``export.quantize.recipes``) says what each graph becomes; quantized recipes are
+calibrated first, on the FP32 model. Every graph passes the ONNX gates and the TensorRT compatibility check
+against the oldest TensorRT the export is meant for. The folder is built under a temporary name and renamed
+at the end, so an interrupted export never leaves a folder that looks complete.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import shutil
 from pathlib import Path
 
@@ -16,25 +18,23 @@ import torch
 from tqdm import tqdm
 
 from nvila_edge.atomic import atomic_folder
+from nvila_edge.engines.compat import CompatTarget, check_file, errors, parse_target
+from nvila_edge.engines.targets import check_recipe, get_target
+from nvila_edge.errors import ArtifactError
 from nvila_edge.export.checkpoint import LoadedCheckpoint, load_checkpoint
-from nvila_edge.export.onnx.graphs import GRAPHS, GraphIO
-from nvila_edge.export.onnx.trace import check_graph, trace_graph
+from nvila_edge.export.onnx.graphs import GRAPHS
+from nvila_edge.export.onnx.trace import check_graph
+from nvila_edge.export.quantize.calibration import build_calibration
+from nvila_edge.export.quantize.graph_export import export_graph
+from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE, Recipe, get_recipe
 from nvila_edge.runtime.config import CONFIG_FILES, read_config_files
-from nvila_edge.runtime.manifest import DimRange, GraphSpec, Manifest, TensorSpec, TokenLayout, sha256_file
+from nvila_edge.runtime.manifest import DimRange, GraphSpec, Manifest, TensorSpec, TokenLayout, folder_sha256, sha256_file
 from nvila_edge.runtime.prompt import CHAT_TEMPLATE
+
+log = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt")
-PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-
-
-def checkpoint_hash(root: Path) -> str:
-    """sha256 over every config, tokenizer and weight file of the checkpoint (names and contents)."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(root)).encode())
-        digest.update(sha256_file(file).encode())
-    return digest.hexdigest()
 
 
 def onnx_dtype_name(elem_type: int) -> str:
@@ -91,33 +91,69 @@ def token_layout(ckpt: LoadedCheckpoint, rows: int) -> TokenLayout:
                        tok.im_end_id, list(tok.eos_token_ids), ckpt.config.llm.vocab_size, rows)
 
 
-def export_checkpoint(model: str | Path, out: Path, precision: str = "fp32", replace: bool = False) -> Manifest:
-    dtype = PRECISION_DTYPES[precision]
-    steps = tqdm(total=len(GRAPHS) + 3, desc="export", unit="step")
+def compat_target(recipe: Recipe, target: str | None) -> CompatTarget:
+    """The oldest TensorRT the export is meant for: the target's, else the recipe's (a CPU target has none)."""
+    if target and get_target(target).default_backend != "onnxruntime":
+        return parse_target(target)
+    return parse_target(recipe.trt_floor)
+
+
+def check_compat(path: Path, target: CompatTarget) -> None:
+    findings = check_file(path, target)
+    for finding in findings:
+        if finding.severity != "error":
+            log.info("%s", finding.line())
+    broken = errors(findings)
+    if broken:
+        more = f" (and {len(broken) - 1} more; see `nvila-edge check`)" if len(broken) > 1 else ""
+        raise ArtifactError(f"{path.name} would not build on {target.trt_name}: {broken[0].line()}{more}")
+
+
+def export_checkpoint(model: str | Path, out: Path, precision: str = "fp32", replace: bool = False,
+                      calib_dir: Path | None = None, calib_size: int = DEFAULT_CALIBRATION_SIZE,
+                      target: str | None = None, quantize_lm_head: bool = False) -> Manifest:
+    """Export ``model`` with the precision recipe ``precision`` (fp32, fp16, int4, int8-int4, fp8).
+
+    ``target`` (a device target name) refuses recipes it cannot run and sets the TensorRT the graphs are
+    checked against; ``calib_dir`` replaces the built-in world's calibration images with the user's own.
+    """
+    recipe = get_recipe(precision)
+    if target:
+        check_recipe(get_target(target), recipe.name)
+    trt = compat_target(recipe, target)
+    if calib_dir and not recipe.needs_calibration:
+        log.warning("--calib is ignored: recipe %s quantizes nothing", recipe.name)
+    steps = tqdm(total=len(GRAPHS) + 3 + recipe.needs_calibration, desc="export", unit="step")
     steps.set_postfix_str("loading checkpoint")
     ckpt = load_checkpoint(model, dtype=torch.float32)
-    ckpt.model.to(dtype)
     steps.update()
+    calibration = None
+    if recipe.needs_calibration:
+        steps.set_postfix_str("calibration data")
+        calibration = build_calibration(ckpt, calib_dir, calib_size)
+        steps.update()
     with atomic_folder(Path(out), replace=replace) as tmp:
         graphs = {}
-        for name, make_io in GRAPHS.items():
-            steps.set_postfix_str(f"tracing {name}.onnx")
-            io: GraphIO = make_io(ckpt.model, dtype)
+        for name in GRAPHS:
+            graph_precision = recipe.precision_of(name)
+            steps.set_postfix_str(f"{name}.onnx ({graph_precision})")
             path = tmp / f"{name}.onnx"
-            external = trace_graph(io, path)
+            external = export_graph(ckpt, name, graph_precision, path, calibration, quantize_lm_head)
             check_graph(path)
-            graphs[name] = graph_spec(path, precision, external)
+            check_compat(path, trt)
+            graphs[name] = graph_spec(path, graph_precision, external)
             steps.update()
         steps.set_postfix_str("embeddings, tokenizer, hashes")
-        table = ckpt.model.llm.model.embed_tokens.weight.detach().to(dtype).numpy()
+        table = ckpt.model.llm.model.embed_tokens.weight.detach().float().numpy().astype(recipe.float_dtype)
         np.save(tmp / "embeddings.npy", table)
         copy_tokenizer(ckpt, tmp / "tokenizer")
         files = read_config_files(ckpt.path)
         manifest = Manifest(
             kind="export",
-            precision=precision,
+            precision=recipe.name,
             model_config={name: files[name] for name in CONFIG_FILES},
-            source={"name": ckpt.path.name, "path": str(ckpt.path), "sha256": checkpoint_hash(ckpt.path)},
+            source={"name": ckpt.path.name, "path": str(ckpt.path), "sha256": folder_sha256(ckpt.path),
+                    "calibration": calibration.source if calibration else None, "tensorrt_check": trt.label},
             graphs=graphs,
             dims=dynamic_ranges(ckpt),
             embeddings={"file": "embeddings.npy", "dtype": table.dtype.name, "shape": list(table.shape),

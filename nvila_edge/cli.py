@@ -21,10 +21,14 @@ COMMANDS = [
     "make_checkpoint:MakeCheckpointCommand",
     "ask:AskCommand",
     "export:ExportCommand",
+    "check:CheckCommand",
+    "build:BuildCommand",
+    "validate:ValidateCommand",
     "run:RunCommand",
     "eval:EvalCommand",
     "train_builtin:TrainBuiltinCommand",
     "doctor:DoctorCommand",
+    "demo:DemoCommand",
 ]
 
 

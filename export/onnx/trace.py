@@ -24,15 +24,21 @@ def trace_graph(io: GraphIO, path: Path, opset: int = OPSET) -> list[str]:
             torch.onnx.export(io.module, io.sample, str(raw), input_names=io.inputs, output_names=io.outputs,
                               dynamic_axes=io.dynamic_axes, opset_version=opset, dynamo=False,
                               do_constant_folding=True)
-        model = onnx.load(str(raw))
-        data_name = f"{path.name}.data"
         # torch writes one file per tensor beside the graph when it passes the protobuf limit
-        if len(list(Path(tmp).iterdir())) > 1:
-            onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_name, size_threshold=1024)
-            return [data_name]
+        return save_graph(onnx.load(str(raw)), path, external=len(list(Path(tmp).iterdir())) > 1)
+
+
+def save_graph(model: onnx.ModelProto, path: Path, external: bool) -> list[str]:
+    """Write ``model`` to ``path``, its weights in ``<name>.data`` beside it when ``external``; -> the data
+    file names. The model must be fully loaded: an existing data file is replaced (onnx would append)."""
+    data = path.with_name(f"{path.name}.data")
+    data.unlink(missing_ok=True)
+    if not external:
         onnx.save_model(model, str(path))
         return []
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name,
+                    size_threshold=1024)
+    return [data.name]
 
 
 def check_graph(path: Path) -> None:

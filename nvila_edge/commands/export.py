@@ -2,6 +2,14 @@ from __future__ import annotations
 
 import argparse
 
+RECIPE_HELP = """precision recipes (--precision):
+  fp32       all graphs FP32 (the CPU reference; not for devices)
+  fp16       all graphs FP16
+  int4       LLM INT4-AWQ weight-only (symmetric, block 128), vision + projector FP16; the Orin default
+  int8-int4  vision INT8 SmoothQuant (Q/DQ) + LLM INT4-AWQ, projector FP16
+  fp8        vision + LLM FP8 E4M3 Q/DQ, projector FP16; Thor, Ada and Hopper only (not Orin)
+The embedding table and the projector stay FP16; lm_head stays FP16 unless --quantize-lm-head."""
+
 
 class ExportCommand:
     """Export a checkpoint to portable ONNX: vision.onnx, projector.onnx (Dynamic-S2 merge + projector),
@@ -9,36 +17,63 @@ class ExportCommand:
     tokenizer and manifest.json.
 
     The same folder goes to TensorRT on a device (`nvila-edge build`) and to ONNX Runtime anywhere
-    (`nvila-edge run`). Every graph passes strict ONNX shape inference and the checker. The folder is
-    written under a temporary name and renamed at the end.
+    (`nvila-edge run`). Every graph passes strict ONNX shape inference, the checker and the TensorRT
+    compatibility check (`nvila-edge check`) against the oldest TensorRT the export is meant for: the
+    --target's, else TensorRT 10.3 (JetPack 6) for every recipe but fp8 (TensorRT 10.13, JetPack 7 on Thor).
+    Quantized recipes calibrate on the built-in world's images and questions, or on --calib DIR.
+    The folder is written under a temporary name and renamed at the end.
 
     examples:
       nvila-edge export builtin -o out/builtin-fp32
-      nvila-edge export ./NVILA-Lite-2B -o out/lite2b --precision fp16
+      nvila-edge export ./NVILA-Lite-2B -o out/lite2b-int4 --precision int4 --target orin-nano-8gb
+      nvila-edge export ./NVILA-8B -o out/8b-w8a16 --precision int8-int4 --calib ./my_photos --calib-size 64
     """
 
     name = "export"
-    help = "export a checkpoint to ONNX + manifest (needs the export extra)"
+    help = "export a checkpoint to ONNX + manifest, optionally quantized (needs the export extra)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE, RECIPES
+
+        parser.epilog = RECIPE_HELP
         parser.add_argument("model", help="checkpoint folder or 'builtin'")
         parser.add_argument("-o", "--out", required=True, help="export folder to create")
-        parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
-                            help="graph precision (default fp32)")
+        parser.add_argument("--precision", "--recipe", dest="precision", default=None, choices=tuple(RECIPES),
+                            help="precision recipe (default: the --target's default recipe, else fp32; see below)")
+        parser.add_argument("--target", default=None,
+                            help="device target the export is for (e.g. orin-nano-8gb, thor; see engines/targets.py): "
+                                 "refuses recipes it cannot run (fp8 on Orin) and checks the graphs against its "
+                                 "oldest TensorRT (default: none, no refusal)")
+        parser.add_argument("--calib", type=str, default=None, metavar="DIR",
+                            help="folder of your own calibration images (default: the built-in world's images)")
+        parser.add_argument("--calib-size", type=int, default=DEFAULT_CALIBRATION_SIZE, metavar="N",
+                            help=f"calibration images / prompts (default {DEFAULT_CALIBRATION_SIZE})")
+        parser.add_argument("--quantize-lm-head", action="store_true",
+                            help="quantize lm_head too (int4 / fp8); saves memory on large vocabularies")
         parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
     def run(self, args: argparse.Namespace) -> int:
         from pathlib import Path
 
+        from nvila_edge.engines.targets import check_recipe, get_target
         from nvila_edge.errors import InputError
-        from nvila_edge.export.exporter import export_checkpoint
 
         out = Path(args.out)
         if out.exists() and not args.force:
             raise InputError(f"{out} already exists; pass --force to replace it")
-        manifest = export_checkpoint(args.model, out, args.precision, replace=args.force)
+        target = get_target(args.target) if args.target else None
+        precision = args.precision or (target.default_recipe if target else "fp32")
+        if target:
+            check_recipe(target, precision)  # refuse before the slow imports
+
+        from nvila_edge.export.exporter import export_checkpoint
+
+        manifest = export_checkpoint(args.model, out, precision, replace=args.force,
+                                     calib_dir=Path(args.calib) if args.calib else None, calib_size=args.calib_size,
+                                     target=args.target, quantize_lm_head=args.quantize_lm_head)
         sizes = {name: (out / g.file).stat().st_size + sum((out / f).stat().st_size for f in g.external_data)
                  for name, g in manifest.graphs.items()}
-        print(f"exported {manifest.source['name']} ({args.precision}) to {out}: "
-              + ", ".join(f"{n}.onnx {s / 2**20:.1f} MiB" for n, s in sizes.items()))
+        print(f"exported {manifest.source['name']} ({precision}) to {out}: "
+              + ", ".join(f"{n}.onnx {manifest.graphs[n].precision} {s / 2**20:.1f} MiB" for n, s in sizes.items())
+              + f"; passes the TensorRT check for {manifest.source['tensorrt_check']}")
         return 0

@@ -45,15 +45,23 @@ def providers(device: str) -> list[str]:
     return [wanted, "CPUExecutionProvider"] if wanted != PROVIDERS["cpu"] else [wanted]
 
 
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+             "tensor(int32)": np.int32, "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8}
+
+
 class OrtGraph:
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(str(path), session_options(threads, exact_int4), providers=providers(device))
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.input_dtypes = {i.name: np.dtype(ORT_TYPES[i.type])
+                             for i in self.session.get_inputs() if i.type in ORT_TYPES}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+        """Feeds are cast to the graph's input dtypes (an FP16 graph takes FP32 pixels or matrices as well)."""
+        typed = {name: np.asarray(value, dtype=self.input_dtypes.get(name)) for name, value in feeds.items()}
+        return dict(zip(self.output_names, self.session.run(self.output_names, typed)))
 
     def close(self) -> None:
         self.session = None

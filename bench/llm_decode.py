@@ -1,0 +1,299 @@
+"""Decode speed on CPU: the exported LLM graph in the runtime vs PyTorch eager vs onnxruntime-genai.
+
+Every backend runs in this one process, with the same thread count, on the same random weights (Qwen2-0.5B
+widths, fp32) and the same prompt of random token ids: the runtime and the torch loops take the prompt's
+embeddings, onnxruntime-genai takes the ids (its graph embeds them; the lookup costs microseconds). Each
+backend is greedy: prefill of the prompt (TTFT includes picking the first token), then ``--steps`` decode
+steps. Figures are medians over ``--runs`` runs after ``--warmup`` runs. Needs the export extras and
+``onnxruntime-genai`` (its model builder makes the genai graphs from the checkpoint's ``llm/`` folder).
+
+    nice -n 19 python bench/llm_decode.py --work out/bench --layers 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+# Qwen2-0.5B's LLM widths (head_dim 64); the vision tower stays the tiny preset's.
+QWEN2_0_5B = {"hidden_size": 896, "intermediate_size": 4864, "num_attention_heads": 14, "num_key_value_heads": 2,
+              "vocab_size": 151936, "tie_word_embeddings": True, "rope_theta": 1000000.0,
+              "max_position_embeddings": 32768}
+BASELINE = "onnxruntime-genai fp32"
+
+
+@dataclass
+class Run:
+    ttft_s: float
+    decode_s: float  # all decode steps together
+    tokens: list[int]
+
+
+@dataclass
+class Result:
+    backend: str
+    ttft_ms: float
+    decode_ms: float  # per token
+    tokens: list[int]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return 1000.0 / self.decode_ms
+
+
+Generate = Callable[[], Run]
+
+
+def bench_checkpoint(work: Path, layers: int, vocab: int) -> Path:
+    """A random fp32 checkpoint in the NVILA layout whose LLM has Qwen2-0.5B widths (reused when present)."""
+    path = work / f"checkpoint-qwen2-0.5b-{layers}l-v{vocab}"
+    if path.is_dir():
+        return path
+    import torch
+
+    from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
+    from nvila_edge.export.checkpoint_writer import random_tensors, write_checkpoint
+    from nvila_edge.export.random_checkpoint import TOKENIZER_VOCAB, tokenizer_corpus
+    from nvila_edge.runtime.presets import preset_files
+
+    files = preset_files("tiny")
+    files["llm/config.json"].update(QWEN2_0_5B, num_hidden_layers=layers, vocab_size=vocab)
+    files["config.json"]["hidden_size"] = QWEN2_0_5B["hidden_size"]
+
+    def write_tokenizer(llm_dir: Path) -> None:
+        save_tokenizer(train_tokenizer(tokenizer_corpus(), vocab_size=TOKENIZER_VOCAB), llm_dir)
+
+    print(f"writing {path}", flush=True)
+    return write_checkpoint(path, files, random_tensors(seed=0), write_tokenizer, dtype=torch.float32)
+
+
+def our_export(checkpoint: Path, work: Path, precision: str, rebuild: bool) -> Path:
+    from nvila_edge.export.exporter import export_checkpoint
+
+    out = work / f"export-{checkpoint.name}-{precision}"
+    if rebuild or not (out / "manifest.json").is_file():
+        export_checkpoint(checkpoint, out, precision=precision, replace=True)
+    return out
+
+
+def genai_build(checkpoint: Path, work: Path, precision: str, threads: int) -> Path:
+    """onnxruntime-genai's builder on the checkpoint's llm/ folder, CPU; reused when present."""
+    out = work / f"genai-{checkpoint.name}-{precision}"
+    if not (out / "genai_config.json").is_file():
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        print(f"building {out} (log: {out}.log)", flush=True)
+        with open(f"{out}.log", "w") as log:
+            subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(checkpoint / "llm"),
+                            "-o", str(partial), "-p", precision, "-e", "cpu", "-c", str(work / "genai-cache")],
+                           check=True, stdout=log, stderr=subprocess.STDOUT)
+        partial.rename(out)
+    config_file = out / "genai_config.json"
+    config = json.loads(config_file.read_text())
+    decoder = config["model"]["decoder"]
+    decoder.setdefault("session_options", {})["intra_op_num_threads"] = threads
+    # The builder may add the pad id 0 to the stop ids; keep the checkpoint's own (min_length stops early
+    # stops anyway, but the id must be valid).
+    config["model"]["eos_token_id"] = json.loads((checkpoint / "llm" / "config.json").read_text())["eos_token_id"]
+    config_file.write_text(json.dumps(config, indent=2))
+    return out
+
+
+def greedy(logits) -> int:
+    return int(logits.argmax())
+
+
+def runtime_generate(export: Path, prompt_ids: np.ndarray, steps: int, threads: int) -> Generate:
+    from nvila_edge.runtime.backends.onnxruntime import OrtDecoder
+    from nvila_edge.runtime.config import NvilaConfig
+    from nvila_edge.runtime.manifest import read_manifest
+
+    manifest = read_manifest(export, "export")
+    llm = NvilaConfig.from_files(manifest.model_config).llm
+    table = np.load(export / manifest.embeddings["file"], mmap_mode="r")
+    decoder = OrtDecoder(export / manifest.graphs["llm"].file, llm.num_hidden_layers, llm.num_key_value_heads,
+                         llm.head_dim, manifest.token_layout.vocab_size, manifest.dims["total"].max,
+                         np.dtype(manifest.embeddings["dtype"]), threads)
+    prompt = np.asarray(table[prompt_ids])
+
+    def generate() -> Run:
+        decoder.reset()
+        start = time.perf_counter()
+        tokens = [greedy(decoder.step(prompt))]
+        first = time.perf_counter()
+        for _ in range(steps):
+            tokens.append(greedy(decoder.step(table[tokens[-1]][None])))
+        return Run(first - start, time.perf_counter() - first, tokens)
+
+    return generate
+
+
+def transformers_generate(checkpoint: Path, prompt_ids: np.ndarray, steps: int, threads: int) -> Generate:
+    """transformers' Qwen2ForCausalLM from llm/, a manual loop over its own KV cache (sdpa attention)."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    torch.set_num_threads(threads)
+    model = Qwen2ForCausalLM.from_pretrained(checkpoint / "llm", dtype=torch.float32).eval()
+    prompt = model.get_input_embeddings().weight.detach()[torch.from_numpy(prompt_ids)][None]
+
+    @torch.inference_mode()
+    def generate() -> Run:
+        start = time.perf_counter()
+        out = model(inputs_embeds=prompt, use_cache=True, logits_to_keep=1)
+        tokens = [greedy(out.logits[0, -1])]
+        first = time.perf_counter()
+        for _ in range(steps):
+            out = model(input_ids=torch.tensor([[tokens[-1]]]), past_key_values=out.past_key_values, use_cache=True)
+            tokens.append(greedy(out.logits[0, -1]))
+        return Run(first - start, time.perf_counter() - first, tokens)
+
+    return generate
+
+
+def project_torch_generate(checkpoint: Path, prompt_ids: np.ndarray, steps: int, threads: int) -> Generate:
+    """The project's own export/modeling/qwen2.py through the reference decoder (concatenated cache)."""
+    import torch
+
+    from nvila_edge.export.checkpoint import load_checkpoint
+    from nvila_edge.export.reference import ReferencePipeline
+
+    torch.set_num_threads(threads)
+    reference = ReferencePipeline(load_checkpoint(checkpoint))
+    table, decoder = reference.embed_table, reference.decoder
+    prompt = table[prompt_ids]
+
+    def generate() -> Run:
+        decoder.reset()
+        start = time.perf_counter()
+        tokens = [greedy(decoder.step(prompt))]
+        first = time.perf_counter()
+        for _ in range(steps):
+            tokens.append(greedy(decoder.step(table[tokens[-1]][None])))
+        return Run(first - start, time.perf_counter() - first, tokens)
+
+    return generate
+
+
+def genai_generate(folder: Path, prompt_ids: np.ndarray, steps: int) -> Generate:
+    """The first generate_next_token samples the prefill's logits; each later one runs one decode step."""
+    import onnxruntime_genai as og
+
+    model = og.Model(str(folder))
+    ids = prompt_ids.astype(np.int32)[None]
+    length = len(prompt_ids) + steps + 1
+
+    def generate() -> Run:
+        params = og.GeneratorParams(model)
+        params.set_search_options(do_sample=False, max_length=length, min_length=length)
+        generator = og.Generator(model, params)
+        start = time.perf_counter()
+        generator.append_tokens(ids)
+        generator.generate_next_token()
+        tokens = [int(generator.get_next_tokens()[0])]
+        first = time.perf_counter()
+        for _ in range(steps):
+            generator.generate_next_token()
+            tokens.append(int(generator.get_next_tokens()[0]))
+        return Run(first - start, time.perf_counter() - first, tokens)
+
+    return generate
+
+
+def measure(backend: str, make: Callable[[], Generate], steps: int, warmup: int, runs: int) -> Result:
+    print(f"measuring {backend}", flush=True)
+    generate = make()
+    for _ in range(warmup):
+        generate()
+    timed = [generate() for _ in range(runs)]
+    result = Result(backend, 1000 * statistics.median(r.ttft_s for r in timed),
+                    1000 * statistics.median(r.decode_s for r in timed) / steps, timed[-1].tokens)
+    del generate
+    gc.collect()
+    return result
+
+
+def print_table(results: list[Result], reference: list[int] | None) -> None:
+    base = next((r for r in results if r.backend == BASELINE), None)
+    header = (f"{'backend':<34} {'TTFT ms':>8} {'ms/token':>9} {'tokens/s':>9} {'TTFT x':>7} {'decode x':>9} "
+              f"{'greedy = torch':>14}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        ttft_x = f"{base.ttft_ms / r.ttft_ms:.2f}" if base else "-"
+        decode_x = f"{r.tokens_per_s / base.tokens_per_s:.2f}" if base else "-"
+        agree = f"{sum(a == b for a, b in zip(r.tokens, reference))}/{len(reference)}" if reference else "-"
+        print(f"{r.backend:<34} {r.ttft_ms:>8.1f} {r.decode_ms:>9.2f} {r.tokens_per_s:>9.1f} {ttft_x:>7} "
+              f"{decode_x:>9} {agree:>14}")
+    print(f"x = speed relative to {BASELINE} (higher is faster); 'greedy = torch' counts tokens equal to "
+          "transformers eager fp32 (int4 and random weights need not agree).")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("out/bench"), help="cache folder for checkpoints and graphs")
+    parser.add_argument("--layers", type=int, default=24, help="decoder layers (Qwen2-0.5B has 24; 8 is quicker)")
+    parser.add_argument("--vocab", type=int, default=QWEN2_0_5B["vocab_size"], help="vocabulary rows")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prompt", type=int, default=32, help="prompt tokens (prefill)")
+    parser.add_argument("--steps", type=int, default=32, help="decode steps after the first token")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rebuild", action="store_true", help="re-export the runtime's graphs (after graph changes)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "project-torch", "genai", "int4"],
+                        help="backends to leave out")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    checkpoint = bench_checkpoint(args.work, args.layers, args.vocab)
+    prompt_ids = np.random.default_rng(0).integers(0, args.vocab, args.prompt)
+    n = (args.steps, args.warmup, args.runs)
+    results, notes = [], []
+    if "torch" not in args.skip:
+        results.append(measure("torch eager fp32 (transformers)", lambda: transformers_generate(
+            checkpoint, prompt_ids, args.steps, args.threads), *n))
+    if "project-torch" not in args.skip:
+        results.append(measure("torch eager fp32 (export/modeling)", lambda: project_torch_generate(
+            checkpoint, prompt_ids, args.steps, args.threads), *n))
+    precisions = ["fp32"] if "int4" in args.skip else ["fp32", "int4"]
+    if "genai" not in args.skip:
+        for precision in precisions:
+            folder = genai_build(checkpoint, args.work, precision, args.threads)
+            results.append(measure(f"onnxruntime-genai {precision}", lambda: genai_generate(
+                folder, prompt_ids, args.steps), *n))
+    from nvila_edge.errors import NvilaEdgeError
+
+    for precision in precisions:
+        try:
+            export = our_export(checkpoint, args.work, precision, args.rebuild)
+        except (NvilaEdgeError, KeyError) as err:
+            notes.append(f"runtime {precision}: skipped, the exporter has no {precision} ({err})")
+            continue
+        results.append(measure(f"runtime OrtDecoder {precision}", lambda: runtime_generate(
+            export, prompt_ids, args.steps, args.threads), *n))
+    reference = next((r.tokens for r in results if r.backend.startswith("torch eager fp32 (transformers)")), None)
+    print(f"\n{args.layers} layers, vocab {args.vocab}, prompt {args.prompt}, {args.steps} decode steps, "
+          f"{args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up")
+    print_table(results, reference)
+    for note in notes:
+        print(note)
+    (args.work / f"results-{args.layers}l.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Accuracy and size of every precision recipe on one model, through the runtime on ONNX Runtime (CPU).
+
+Each recipe is exported (``nvila-edge export MODEL --precision R``) and scored on the ``shapes`` suite
+exactly as ``nvila-edge eval EXPORT_DIR --n N --seed S`` does, with the same seed for all. Sizes are the
+files of each export folder and the bytes of the LLM's linear-layer weights (lm_head aside), compared with
+FP32. Prints one JSON document; ``--markdown FILE`` also writes the README tables. Needs the export extra.
+
+    nice -n 19 python bench/quant_table.py builtin --work out/quant --n 200 --seed 1234 --markdown out/quant/table.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+RECIPES = ("fp32", "fp16", "int8-int4", "int4", "fp8")
+# allowed accuracy drop from fp32, in points
+TOLERANCE = {"fp16": 2.0, "fp8": 2.0, "int4": 3.0, "int8-int4": 3.0}
+
+
+def export(model: str, out: Path, recipe: str, calib_size: int, rebuild: bool) -> float:
+    from nvila_edge.export.exporter import export_checkpoint
+
+    if not rebuild and (out / "manifest.json").is_file():
+        return 0.0
+    start = time.perf_counter()
+    export_checkpoint(model, out, recipe, replace=True, calib_size=calib_size)
+    return time.perf_counter() - start
+
+
+def score(folder: Path, n: int, seed: int, threads: int) -> dict:
+    from nvila_edge.runtime.evaluation import evaluate
+    from nvila_edge.runtime.pipeline import Pipeline
+
+    pipeline = Pipeline.open(folder, threads=threads)
+    start = time.perf_counter()
+    result = evaluate(pipeline.answer_example, n=n, seed=seed)
+    return {"accuracy": result["accuracy"], "families": result["families"],
+            "eval_s": round(time.perf_counter() - start, 1)}
+
+
+def sizes(folder: Path) -> dict:
+    import onnx
+
+    from nvila_edge.export.quantize.footprint import folder_sizes, linear_weight_bytes
+    from nvila_edge.runtime.manifest import read_manifest
+
+    manifest = read_manifest(folder)
+    llm = onnx.load(str(folder / manifest.graphs["llm"].file), load_external_data=False)
+    return {"files": folder_sizes(folder), "llm_linear_weight_bytes": linear_weight_bytes(llm),
+            "graph_precisions": {name: g.precision for name, g in manifest.graphs.items()}}
+
+
+def table(model: str, work: Path, recipes: list[str], n: int, seed: int, threads: int, calib_size: int,
+          rebuild: bool) -> dict:
+    rows = {}
+    for recipe in recipes:
+        folder = work / recipe
+        export_s = export(model, folder, recipe, calib_size, rebuild)
+        rows[recipe] = {"export_s": round(export_s, 1), **score(folder, n, seed, threads), **sizes(folder)}
+        print(f"{recipe}: accuracy {rows[recipe]['accuracy']:.4f}", flush=True)
+    if "fp32" in rows:
+        base = rows["fp32"]
+        for recipe, row in rows.items():
+            row["points_vs_fp32"] = round(100 * (row["accuracy"] - base["accuracy"]), 2)
+            row["llm_linear_weights_vs_fp32"] = round(row["llm_linear_weight_bytes"] / base["llm_linear_weight_bytes"], 4)
+            row["within_tolerance"] = recipe == "fp32" or row["points_vs_fp32"] >= -TOLERANCE[recipe]
+    return {"model": model, "suite": "shapes", "n": n, "seed": seed, "recipes": rows}
+
+
+def markdown(result: dict) -> str:
+    rows = result["recipes"]
+    lines = [f"Accuracy on the `shapes` suite ({result['n']} questions, seed {result['seed']}), runtime on ONNX Runtime "
+             "(CPU):", "", "| recipe | vision / projector / LLM | accuracy | vs fp32 (points) |", "|---|---|---|---|"]
+    for recipe, row in rows.items():
+        graphs = " / ".join(row["graph_precisions"][g] for g in ("vision", "projector", "llm"))
+        lines.append(f"| `{recipe}` | {graphs} | {row['accuracy']:.3f} | {row.get('points_vs_fp32', 0):+.1f} |")
+    lines += ["", "| recipe | vision.onnx | projector.onnx | llm.onnx | embeddings.npy | LLM linear weights vs fp32 |",
+              "|---|---|---|---|---|---|"]
+    for recipe, row in rows.items():
+        files = row["files"]
+        cells = [f"{files[f] / 2**20:.2f} MiB" for f in ("vision.onnx", "projector.onnx", "llm.onnx", "embeddings.npy")]
+        lines.append(f"| `{recipe}` | " + " | ".join(cells) + f" | {row.get('llm_linear_weights_vs_fp32', 1):.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", nargs="?", default="builtin", help="checkpoint folder or 'builtin'")
+    parser.add_argument("--work", type=Path, default=Path("out/quant"), help="where the exports go")
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--calib-size", type=int, default=32)
+    parser.add_argument("--rebuild", action="store_true", help="re-export folders that already exist")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE", help="also write the README tables here")
+    args = parser.parse_args()
+    result = table(args.model, args.work, args.recipes.split(","), args.n, args.seed, args.threads, args.calib_size,
+                   args.rebuild)
+    print(json.dumps(result, indent=2))
+    if args.markdown:
+        args.markdown.write_text(markdown(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
