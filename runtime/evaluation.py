@@ -6,12 +6,12 @@ numbers of all stages are comparable on the same seed.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
 from nvila_edge.runtime.request import Request
-from nvila_edge.runtime.world.questions import Example, example_stream, normalize_answer
+from nvila_edge.runtime.world.questions import FAMILIES, Example, example_stream, normalize_answer
 
 SUITES = ("shapes",)
 
@@ -22,8 +22,9 @@ def example_request(example: Example) -> Request:
     return Request(example.question, images=list(example.frames))
 
 
-def evaluate(answer: Callable[[Example], str], n: int, seed: int, progress: bool = False) -> dict:
-    stream = example_stream(seed)
+def evaluate(answer: Callable[[Example], str], n: int, seed: int, progress: bool = False,
+             families: Sequence[str] = FAMILIES) -> dict:
+    stream = example_stream(seed, families=families)
     totals: dict[str, list[int]] = {}
     mistakes = []
     for _ in tqdm(range(n), desc="eval", unit="q", disable=not progress):
