@@ -1,4 +1,4 @@
-"""`nvila-edge build` and `validate` end to end on the tiny random checkpoint: TensorRT-RTX engines built without a
+"""`nvila-edge build` and `validate` end to end on the built-in model: TensorRT-RTX engines built without a
 GPU, ONNX Runtime engines that answer like the export, the engine cache, killed builds, and bad input."""
 
 import json
@@ -23,18 +23,17 @@ from nvila_edge.runtime.request import Request
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.world.scene import random_scene, render_scene
 
-slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def export_of(tiny_checkpoint, tmp_path_factory):
-    """The tiny checkpoint exported with a recipe, once per recipe."""
+def export_of(tmp_path_factory):
+    """The built-in model exported with a recipe, once per recipe."""
     made = {}
 
     def make(recipe: str):
         if recipe not in made:
             made[recipe] = tmp_path_factory.mktemp(f"export-{recipe}") / "export"
-            export_checkpoint(tiny_checkpoint, made[recipe], recipe, calib_size=4)
+            export_checkpoint("builtin", made[recipe], recipe, calib_size=4)
         return made[recipe]
 
     return make
@@ -58,15 +57,14 @@ def rtx_engines(export_of, cache, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("recipe", ["fp32", "int4", pytest.param("fp16", marks=slow),
-                                    pytest.param("int8-int4", marks=slow), pytest.param("fp8", marks=slow)])
+@pytest.mark.parametrize("recipe", ["fp32", "fp16", "int4", "int8-int4", "fp8"])
 def test_tensorrt_rtx_builds_every_graph_of_the_recipe(recipe, export_of, cache, tmp_path):
     pytest.importorskip("tensorrt_rtx_bindings", reason="needs the tensorrt-rtx extra")
     out = tmp_path / "engines"
     assert build(export_of(recipe), out, "--target", "rtx", cache=cache) == 0
     manifest = read_manifest(out, "engines", verify_hashes=True)
     target = engine_target(manifest)
-    assert (target.backend, target.compute_capability, target.max_context) == ("tensorrt-rtx", "8.9", 2048)
+    assert (target.backend, target.compute_capability, target.max_context) == ("tensorrt-rtx", "8.9", 1024)
     assert manifest.precision == recipe and manifest.source["path"] == str(export_of(recipe).resolve())
     for name, graph in manifest.graphs.items():
         assert graph.file == f"{name}.engine" and (out / graph.file).stat().st_size > 100_000
@@ -76,7 +74,7 @@ def test_tensorrt_rtx_builds_every_graph_of_the_recipe(recipe, export_of, cache,
         # the Q/DQ layers reached the strongly typed network, counted per type
         assert set(built.quantized_layers) == ({wanted} if wanted in QUANTIZED else set())
     assert [p.name for p in engine_build(manifest, "llm").profiles] == ["prefill", "decode"]
-    assert manifest.dims["total"].max == 2048 and (out / "tokenizer" / "tokenizer.json").is_file()
+    assert manifest.dims["total"].max == 1024 and (out / "tokenizer" / "tokenizer.json").is_file()
 
 
 def snapshot(folder):
@@ -215,7 +213,7 @@ BAD_INPUT = {
     "fp8 on orin": (set_manifest(precision="fp8"), ["--target", "orin-nx-16gb"],
                     r"cannot run fp8: FP8 needs compute capability 8\.9 or newer"),
     "context over the model's": (None, ["--target", "cpu", "--max-context", 4096],
-                                 r"outside this model's range of 2\.\.2048"),
+                                 r"outside this model's range of 2\.\.1024"),
     "context over the target's memory": (
         lambda f: edit_manifest(f, longer_model),
         ["--target", "orin-nano-4gb", "--backend", "onnxruntime", "--max-context", 2**17],
