@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def table(model: str, work: Path, recipes: list[str], n: int, seed: int, threads
         folder = work / recipe
         export_s = export(model, folder, recipe, calib_size, rebuild)
         rows[recipe] = {"export_s": round(export_s, 1), **score(folder, n, seed, threads), **sizes(folder)}
-        print(f"{recipe}: accuracy {rows[recipe]['accuracy']:.4f}", flush=True)
+        print(f"{recipe}: accuracy {rows[recipe]['accuracy']:.4f}", file=sys.stderr, flush=True)
     if "fp32" in rows:
         base = rows["fp32"]
         for recipe, row in rows.items():
@@ -72,8 +73,7 @@ def table(model: str, work: Path, recipes: list[str], n: int, seed: int, threads
 
 def markdown(result: dict) -> str:
     rows = result["recipes"]
-    lines = [f"Accuracy on the `shapes` suite ({result['n']} questions, seed {result['seed']}), runtime on ONNX Runtime "
-             "(CPU):", "", "| recipe | vision / projector / LLM | accuracy | vs fp32 (points) |", "|---|---|---|---|"]
+    lines = ["| recipe | vision / projector / LLM | accuracy | vs fp32 (points) |", "|---|---|---|---|"]
     for recipe, row in rows.items():
         graphs = " / ".join(row["graph_precisions"][g] for g in ("vision", "projector", "llm"))
         lines.append(f"| `{recipe}` | {graphs} | {row['accuracy']:.3f} | {row.get('points_vs_fp32', 0):+.1f} |")

@@ -8,7 +8,7 @@ from nvila_edge.runtime.builtin import builtin_dir
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (builtin_dir() / "config.json").is_file(),
                                                    reason="the built-in model is not installed")]
 
-N, SEED = 200, 1234
+N, SEED = 500, 1234
 TOLERANCE = {"fp16": 0.02, "fp8": 0.02, "int4": 0.03, "int8-int4": 0.03}
 
 

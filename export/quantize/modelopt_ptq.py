@@ -17,6 +17,9 @@ Quirks handled:
 - ONNX PTQ calibrates on CUDA/TensorRT unless told ``calibration_eps=["cpu"]``, writes intermediate files
   beside its input (so the input lives in a scratch folder), and logs to stdout, plus an NVML error on
   machines without a driver, and progress bars: its output goes to this module's debug log.
+- INT4 AWQ-lite folds its activation scales into a preceding scaling op through a CuPy-only call
+  (``.get()``) that fails without CuPy ("'numpy.ndarray' object has no attribute 'get'") whenever a fold
+  applies (trained RMSNorm weights): folding is off, the scales stay separate Mul nodes.
 - INT4 AWQ's scale search multiplies the calibration activations in numpy: on an FP16 graph that is
   FP16 numpy arithmetic (no BLAS), about ten times slower than on the FP32 graph, so INT4 runs on the FP32
   graph and ``cast_to_fp16`` follows.
@@ -116,7 +119,8 @@ def quantize_onnx(source: Path, dest: Path, mode: str, feeds: dict[str, np.ndarr
     if mode not in ("int4", "fp8"):
         raise ValueError(f"ONNX PTQ mode {mode!r}")
     shapes = ",".join(f"{name}:{'x'.join(str(d) for d in (1, *array.shape[1:]))}" for name, array in feeds.items())
-    options = {"calibration_method": "awq_lite", "block_size": INT4_BLOCK, "use_zero_point": False} if mode == "int4" \
+    options = {"calibration_method": "awq_lite", "block_size": INT4_BLOCK, "use_zero_point": False,
+               "awqlite_fuse_nodes": False} if mode == "int4" \
         else {"calibration_method": "max", "disable_mha_qdq": True, "opset": FP8_OPSET, "dq_only": True}
     with contained_output():
         from modelopt.onnx.quantization import quantize

@@ -42,14 +42,15 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("fp32", "fp32", "fp32", "fp32", "10.3", "all graphs FP32 (the CPU reference)"),
+        Recipe("fp32", "fp32", "fp32", "fp32", "10.3", "all graphs FP32 (the CPU reference; not for devices)"),
         Recipe("fp16", "fp16", "fp16", "fp16", "10.3", "all graphs FP16"),
         Recipe("int4", "fp16", "fp16", "int4", "10.3",
-               "LLM INT4-AWQ weight-only (block 128, symmetric), vision and projector FP16; the Orin default"),
+               "LLM INT4-AWQ weight-only (symmetric, block 128), vision + projector FP16; the Orin default"),
         Recipe("int8-int4", "int8", "fp16", "int4", "10.3",
                "vision INT8 SmoothQuant (Q/DQ) + LLM INT4-AWQ, projector FP16"),
         # FP8 needs compute capability 8.9+: Thor (JetPack 7.0 = TensorRT 10.13 is its oldest), Ada, Hopper.
-        Recipe("fp8", "fp8", "fp16", "fp8", "10.13", "vision and LLM FP8 E4M3 Q/DQ, projector FP16; not for Orin"),
+        Recipe("fp8", "fp8", "fp16", "fp8", "10.13",
+               "vision + LLM FP8 E4M3 Q/DQ, projector FP16; Thor, Ada and Hopper only (not Orin)"),
     )
 }
 

@@ -2,14 +2,6 @@ from __future__ import annotations
 
 import argparse
 
-RECIPE_HELP = """precision recipes (--precision):
-  fp32       all graphs FP32 (the CPU reference; not for devices)
-  fp16       all graphs FP16
-  int4       LLM INT4-AWQ weight-only (symmetric, block 128), vision + projector FP16; the Orin default
-  int8-int4  vision INT8 SmoothQuant (Q/DQ) + LLM INT4-AWQ, projector FP16
-  fp8        vision + LLM FP8 E4M3 Q/DQ, projector FP16; Thor, Ada and Hopper only (not Orin)
-The embedding table and the projector stay FP16; lm_head stays FP16 unless --quantize-lm-head."""
-
 
 class ExportCommand:
     """Export a checkpoint to portable ONNX: vision.onnx, projector.onnx (Dynamic-S2 merge + projector),
@@ -35,7 +27,9 @@ class ExportCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE, RECIPES
 
-        parser.epilog = RECIPE_HELP
+        recipes = "\n".join(f"  {r.name:<10} {r.summary}" for r in RECIPES.values())
+        parser.epilog = (f"precision recipes (--precision):\n{recipes}\nThe embedding table and the projector stay "
+                         "FP16; lm_head stays FP16 unless --quantize-lm-head.")
         parser.add_argument("model", help="checkpoint folder or 'builtin'")
         parser.add_argument("-o", "--out", required=True, help="export folder to create")
         parser.add_argument("--precision", "--recipe", dest="precision", default=None, choices=tuple(RECIPES),
