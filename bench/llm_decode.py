@@ -30,7 +30,15 @@ import numpy as np
 QWEN2_0_5B = {"hidden_size": 896, "intermediate_size": 4864, "num_attention_heads": 14, "num_key_value_heads": 2,
               "vocab_size": 151936, "tie_word_embeddings": True, "rope_theta": 1000000.0,
               "max_position_embeddings": 32768}
-BASELINE = "onnxruntime-genai fp32"
+BACKENDS = {  # --skip key -> table label
+    "torch": "torch eager fp32 (transformers)",
+    "project-torch": "torch eager fp32 (export/modeling)",
+    "genai-fp32": "onnxruntime-genai fp32",
+    "genai-int4": "onnxruntime-genai int4",
+    "runtime-fp32": "runtime OrtDecoder fp32",
+    "runtime-int4": "runtime OrtDecoder int4 (W4A16)",
+}
+BASELINE = BACKENDS["genai-fp32"]
 
 
 @dataclass
@@ -78,12 +86,13 @@ def bench_checkpoint(work: Path, layers: int, vocab: int) -> Path:
     return write_checkpoint(path, files, random_tensors(seed=0), write_tokenizer, dtype=torch.float32)
 
 
-def our_export(checkpoint: Path, work: Path, precision: str, rebuild: bool) -> Path:
+def our_export(checkpoint: Path, work: Path, precision: str, rebuild: bool, calib_size: int) -> Path:
     from nvila_edge.export.exporter import export_checkpoint
 
     out = work / f"export-{checkpoint.name}-{precision}"
     if rebuild or not (out / "manifest.json").is_file():
-        export_checkpoint(checkpoint, out, precision=precision, replace=True)
+        quantized = {"calib_size": calib_size} if calib_size else {}
+        export_checkpoint(checkpoint, out, precision=precision, replace=True, **quantized)
     return out
 
 
@@ -219,6 +228,7 @@ def measure(backend: str, make: Callable[[], Generate], steps: int, warmup: int,
     timed = [generate() for _ in range(runs)]
     result = Result(backend, 1000 * statistics.median(r.ttft_s for r in timed),
                     1000 * statistics.median(r.decode_s for r in timed) / steps, timed[-1].tokens)
+    print(f"  TTFT {result.ttft_ms:.1f} ms, {result.decode_ms:.2f} ms/token", flush=True)
     del generate
     gc.collect()
     return result
@@ -250,9 +260,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=32, help="decode steps after the first token")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--calib-size", type=int, default=2,
+                        help="calibration prompts for the runtime's int4 export (speed does not depend on them; "
+                             "AWQ search time grows with them)")
     parser.add_argument("--rebuild", action="store_true", help="re-export the runtime's graphs (after graph changes)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "project-torch", "genai", "int4"],
-                        help="backends to leave out")
+    parser.add_argument("--skip", nargs="*", default=[], choices=BACKENDS, help="backends to leave out")
     return parser.parse_args()
 
 
@@ -262,35 +274,23 @@ def main() -> int:
     checkpoint = bench_checkpoint(args.work, args.layers, args.vocab)
     prompt_ids = np.random.default_rng(0).integers(0, args.vocab, args.prompt)
     n = (args.steps, args.warmup, args.runs)
-    results, notes = [], []
-    if "torch" not in args.skip:
-        results.append(measure("torch eager fp32 (transformers)", lambda: transformers_generate(
-            checkpoint, prompt_ids, args.steps, args.threads), *n))
-    if "project-torch" not in args.skip:
-        results.append(measure("torch eager fp32 (export/modeling)", lambda: project_torch_generate(
-            checkpoint, prompt_ids, args.steps, args.threads), *n))
-    precisions = ["fp32"] if "int4" in args.skip else ["fp32", "int4"]
-    if "genai" not in args.skip:
-        for precision in precisions:
-            folder = genai_build(checkpoint, args.work, precision, args.threads)
-            results.append(measure(f"onnxruntime-genai {precision}", lambda: genai_generate(
-                folder, prompt_ids, args.steps), *n))
-    from nvila_edge.errors import NvilaEdgeError
-
-    for precision in precisions:
-        try:
-            export = our_export(checkpoint, args.work, precision, args.rebuild)
-        except (NvilaEdgeError, KeyError) as err:
-            notes.append(f"runtime {precision}: skipped, the exporter has no {precision} ({err})")
-            continue
-        results.append(measure(f"runtime OrtDecoder {precision}", lambda: runtime_generate(
-            export, prompt_ids, args.steps, args.threads), *n))
-    reference = next((r.tokens for r in results if r.backend.startswith("torch eager fp32 (transformers)")), None)
+    makers = {
+        "torch": lambda: transformers_generate(checkpoint, prompt_ids, args.steps, args.threads),
+        "project-torch": lambda: project_torch_generate(checkpoint, prompt_ids, args.steps, args.threads),
+        "genai-fp32": lambda: genai_generate(genai_build(checkpoint, args.work, "fp32", args.threads), prompt_ids,
+                                             args.steps),
+        "genai-int4": lambda: genai_generate(genai_build(checkpoint, args.work, "int4", args.threads), prompt_ids,
+                                             args.steps),
+        "runtime-fp32": lambda: runtime_generate(our_export(checkpoint, args.work, "fp32", args.rebuild, 0),
+                                                 prompt_ids, args.steps, args.threads),
+        "runtime-int4": lambda: runtime_generate(our_export(checkpoint, args.work, "int4", args.rebuild,
+                                                            args.calib_size), prompt_ids, args.steps, args.threads),
+    }
+    results = [measure(BACKENDS[key], makers[key], *n) for key in BACKENDS if key not in args.skip]
+    reference = next((r.tokens for r in results if r.backend == BACKENDS["torch"]), None)
     print(f"\n{args.layers} layers, vocab {args.vocab}, prompt {args.prompt}, {args.steps} decode steps, "
           f"{args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up")
     print_table(results, reference)
-    for note in notes:
-        print(note)
     (args.work / f"results-{args.layers}l.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
 
