@@ -122,11 +122,16 @@ class Qwen2ForCausalLM(nn.Module):
         dtype = self.lm_head.weight.dtype
         return [(torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)) for _ in self.model.layers]
 
-    def hidden_states(self, inputs_embeds, position_ids, attention_mask, past):
-        """-> final-norm hidden states [B, S, H] and the new K/V per layer ([B, S, kv, hd] each)."""
+    def hidden_states(self, inputs_embeds, position_ids, attention_mask, past, bias=None):
+        """-> final-norm hidden states [B, S, H] and the new K/V per layer ([B, S, kv, hd] each).
+
+        ``bias`` [B, 1, S, P+S] replaces the causal mask built from ``attention_mask`` (training packs several
+        questions after one image, each seeing only the image and itself).
+        """
         x = inputs_embeds.to(self.lm_head.weight.dtype)
         cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, x.dtype)
-        bias = attention_bias(attention_mask, x.shape[1])
+        if bias is None:
+            bias = attention_bias(attention_mask, x.shape[1])
         new = []
         for layer, (past_k, past_v) in zip(self.model.layers, past):
             x, k, v = layer(x, cos, sin, bias, past_k, past_v)

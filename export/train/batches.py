@@ -1,4 +1,10 @@
-"""Training samples from the synthetic world: tiles, token ids and answer labels, batched for one step."""
+"""Training samples from the synthetic world: tiles, packed question turns and per-token labels.
+
+A sample is one image or clip and several questions about it. They are packed after one copy of the
+media: the shared prefix (system line, user header, media tokens) is followed by one segment per
+question, and each segment sees only the prefix and itself, at the positions it would have alone. So
+every segment is exactly a single-question request, and no answer can be read off an earlier turn.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,31 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nvila_edge.export.train.region_labels import media_labels
+from nvila_edge.export.train.conversations import Conversation
+from nvila_edge.export.train.region_labels import media_labels, token_centres
 from nvila_edge.runtime.config import NvilaConfig
-from nvila_edge.runtime.evaluation import example_request
 from nvila_edge.runtime.prompt import render_chat, user_content
-from nvila_edge.runtime.request import TiledMedia, tile_request
+from nvila_edge.runtime.request import Request, TiledMedia, tile_request
 from nvila_edge.runtime.tokenizer import Tokenizer
-from nvila_edge.runtime.world.questions import Example
 
 IGNORE = -100
+BLOCKED = -30000.0  # additive attention bias, as the LLM's own causal mask uses
 
 
 @dataclass
 class Sample:
     media: TiledMedia
-    prompt: str
-    answer_ids: list[int]  # answer + <|im_end|>
+    turns: list[tuple[str, list[int]]]  # (question, answer ids + <|im_end|>)
     region_labels: list[np.ndarray] | None  # per visual block [tokens, 2] (kind, colour); None = no labels
+    token_centres: list[np.ndarray] | None  # per visual block [tokens, 2] (x, y in 0..1)
+
+
+@dataclass
+class Packed:
+    """One sample's token layout: prefix ids (with media tokens) and one id segment per question."""
+    prefix: list[int]
+    segments: list[list[int]]
+    answer_lengths: list[int]
 
 
 def block_grid(config: NvilaConfig, media: TiledMedia) -> tuple[int, int] | None:
@@ -35,13 +49,59 @@ def block_grid(config: NvilaConfig, media: TiledMedia) -> tuple[int, int] | None
     return None  # NVILA-Lite tiles see parts of the image; no labels for them
 
 
-def make_sample(config: NvilaConfig, tokenizer: Tokenizer, example: Example) -> Sample:
-    request = example_request(example)
-    answer = tokenizer.encode(example.answer) + [tokenizer.im_end_id]
-    media = tile_request(config, request)
+def conversation_request(conversation: Conversation) -> Request:
+    question = conversation.turns[0][0]
+    if conversation.media_kind == "video":
+        return Request(question, video=list(conversation.frames))
+    return Request(question, images=list(conversation.frames))
+
+
+def make_sample(config: NvilaConfig, tokenizer: Tokenizer, conversation: Conversation) -> Sample:
+    media = tile_request(config, conversation_request(conversation))
+    turns = [(q, tokenizer.encode(a) + [tokenizer.im_end_id]) for q, a in conversation.turns]
     grid = block_grid(config, media)
-    labels = None if grid is None else media_labels(example.scene, len(example.frames), *grid)
-    return Sample(media, request.prompt, answer, labels)
+    if grid is None:
+        return Sample(media, turns, None, None)
+    labels = media_labels(conversation.world, len(conversation.frames), *grid)
+    return Sample(media, turns, labels, [token_centres(*grid)] * len(labels))
+
+
+def pack(tokenizer: Tokenizer, sample: Sample, media: list[str], lite_tiles: int | None) -> Packed:
+    """Split each single-question token sequence after its last media token; the prefixes agree."""
+    media_ids = {tokenizer.image_token_id, tokenizer.video_token_id}
+    prefix, segments = None, []
+    for question, answer in sample.turns:
+        ids = tokenizer.encode(render_chat(user_content(question, media, lite_tiles)))
+        cut = max(i for i, t in enumerate(ids) if t in media_ids) + 1
+        if prefix is not None and ids[:cut] != prefix:
+            raise ValueError("questions of one sample tokenised to different media prefixes")
+        prefix = ids[:cut]
+        segments.append(ids[cut:] + answer)
+    return Packed(prefix, segments, [len(a) for _, a in sample.turns])
+
+
+def segment_layout(prefix_len: int, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> position ids [L], segment ids [L] (0 = prefix) and next-token targets [L] for one packed sample."""
+    positions, segment_ids, targets = [torch.arange(prefix_len)], [torch.zeros(prefix_len, dtype=torch.long)], \
+        [torch.full((prefix_len,), IGNORE)]
+    for k, (ids, answer_len) in enumerate(zip(packed.segments, packed.answer_lengths), start=1):
+        n = len(ids)
+        positions.append(prefix_len + torch.arange(n))
+        segment_ids.append(torch.full((n,), k))
+        target = torch.full((n,), IGNORE)
+        target[n - answer_len - 1:n - 1] = torch.tensor(ids[n - answer_len:])
+        targets.append(target)
+    return torch.cat(positions), torch.cat(segment_ids), torch.cat(targets)
+
+
+def packed_bias(segment_ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """segment ids [B, L] (padded) -> additive attention bias [B, 1, L, L]: causal, prefix + own segment."""
+    length = segment_ids.shape[1]
+    real = torch.arange(length)[None] < torch.tensor(lengths)[:, None]  # [B, L]
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    same = (segment_ids[:, :, None] == segment_ids[:, None, :]) | (segment_ids[:, None, :] == 0)
+    allowed = causal[None] & same & real[:, None, :]
+    return (~allowed).to(torch.float32)[:, None] * BLOCKED
 
 
 def vision_batch(samples: list[Sample]) -> torch.Tensor:
@@ -51,7 +111,3 @@ def vision_batch(samples: list[Sample]) -> torch.Tensor:
 
 def sample_tiles(sample: Sample) -> int:
     return sum(len(t.pixel_values) for t in sample.media.tiles)
-
-
-def chat_ids(tokenizer: Tokenizer, sample: Sample, media: list[str], lite_tiles: int | None) -> list[int]:
-    return tokenizer.encode(render_chat(user_content(sample.prompt, media, lite_tiles))) + sample.answer_ids

@@ -1,4 +1,5 @@
-"""Per-token supervision from the synthetic world: which shape (kind and colour) each visual token sees.
+"""Per-token supervision from the synthetic world: which shape (kind and colour) each visual token sees,
+and where in the image the token lies; and the same kind and colour under each ViT patch of each tile.
 
 An auxiliary linear head on the projector's output learns these labels during training, which gives the
 vision tower and projector a dense signal from the first step instead of only the answer tokens' loss.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from nvila_edge.runtime.tiling import TilePlan
 from nvila_edge.runtime.world.clip import Clip, shapes_at
 from nvila_edge.runtime.world.scene import COLORS, SHAPES, Scene, Shape, fill_shape
 
@@ -41,3 +43,20 @@ def media_labels(scene: Scene | Clip, frames: int, grid_rows: int, grid_cols: in
         return [token_labels(shapes_at(scene, t), scene.width, scene.height, grid_rows, grid_cols)
                 for t in range(frames)]
     return [token_labels(scene.shapes, scene.width, scene.height, grid_rows, grid_cols)]
+
+
+def token_centres(rows: int, cols: int) -> np.ndarray:
+    """Centre of each token of a raster grid over the whole image, [rows*cols, 2] (x, y in 0..1)."""
+    y, x = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij")
+    return np.stack([x.reshape(-1), y.reshape(-1)], axis=1).astype(np.float32)
+
+
+def patch_labels(scene: Scene, plan: TilePlan, grid: int) -> np.ndarray:
+    """Kind and colour under each ViT patch of every tile of ``plan``: [tiles, grid*grid, 2], ViT batch order."""
+    maps = np.stack(label_map(scene.shapes, scene.width, scene.height), axis=-1)  # [H, W, 2]
+    per_stage = []
+    for stage in plan.stages:
+        resized = cv2.resize(maps, (stage.cols * grid, stage.rows * grid), interpolation=cv2.INTER_NEAREST)
+        tiles = resized.reshape(stage.rows, grid, stage.cols, grid, 2).transpose(0, 2, 1, 3, 4)
+        per_stage.append(tiles.reshape(stage.tiles, grid * grid, 2))
+    return np.concatenate(per_stage).astype(np.int64)

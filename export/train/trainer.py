@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +17,21 @@ from nvila_edge.export.checkpoint_writer import random_tensors, write_checkpoint
 from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.reference import ReferencePipeline
-from nvila_edge.export.train.batches import IGNORE, Sample, chat_ids, make_sample, sample_tiles, vision_batch
+from nvila_edge.export.train.batches import (IGNORE, Sample, make_sample, pack, packed_bias, sample_tiles,
+                                             segment_layout, vision_batch)
+from nvila_edge.export.train.conversations import conversation_stream
 from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES
+from nvila_edge.export.train.vision_pretraining import VisionStage, pretrain_vision
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.evaluation import evaluate
 from nvila_edge.runtime.request import media_blocks
 from nvila_edge.runtime.splice import media_item, splice
 from nvila_edge.runtime.tokenizer import Tokenizer
-from nvila_edge.runtime.world.questions import FAMILIES, example_stream
+from nvila_edge.runtime.world.questions import example_stream
 
-# Harder families are sampled more often (order of runtime.world.questions.FAMILIES).
-FAMILY_WEIGHTS = {"color": 1.0, "shape": 1.0, "count": 1.0, "position": 1.25, "exists": 0.75, "motion": 1.25,
-                  "caption": 2.0}
 AUX_WEIGHT = 0.5  # weight of the per-token region loss next to the answer loss
+POSITION_WEIGHT = 4.0  # the position probe's squared error (in image fractions) is small next to cross-entropy
 INIT_STD = 0.02  # as Qwen2 and SigLIP are initialised; PyTorch's N(0, 1) embeddings swamp the residual stream
 TRAIN_SEED = 1
 TOKENIZER_SEED = 2
@@ -40,7 +41,8 @@ EVAL_SEED = 3  # the accepted accuracy is measured on other seeds, never used he
 @dataclass
 class TrainSettings:
     variant: str = "nvila"
-    steps: int = 3000
+    vision: VisionStage = field(default_factory=VisionStage)  # the tower alone first (vision_pretraining)
+    steps: int = 2600  # then the whole model
     batch_size: int = 16
     lr: float = 1.5e-3
     warmup: int = 100
@@ -74,30 +76,38 @@ class FeatureEncoder:
 
 
 class RegionHeads(torch.nn.Module):
-    """Training-only probes: shape kind and colour under each visual token (see region_labels)."""
+    """Training-only probes under each visual token: shape kind, colour, position (see region_labels)."""
 
     def __init__(self, hidden: int):
         super().__init__()
         self.kind = torch.nn.Linear(hidden, KIND_CLASSES)
         self.color = torch.nn.Linear(hidden, COLOR_CLASSES)
+        self.position = torch.nn.Linear(hidden, 2)
 
-    def loss(self, blocks: list[torch.Tensor], labels: list[np.ndarray]) -> torch.Tensor:
+    def loss(self, blocks: list[torch.Tensor], sample: Sample) -> torch.Tensor:
         tokens = torch.cat(blocks)
-        target = torch.from_numpy(np.concatenate(labels))
-        return F.cross_entropy(self.kind(tokens), target[:, 0]) + F.cross_entropy(self.color(tokens), target[:, 1])
+        target = torch.from_numpy(np.concatenate(sample.region_labels))
+        centres = torch.from_numpy(np.concatenate(sample.token_centres))
+        return (F.cross_entropy(self.kind(tokens), target[:, 0]) + F.cross_entropy(self.color(tokens), target[:, 1])
+                + POSITION_WEIGHT * F.mse_loss(self.position(tokens), centres))
 
 
 def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: torch.Tensor):
-    """One sample -> (inputs_embeds [L, H], next-token targets [L], its visual blocks)."""
+    """One sample -> (inputs_embeds [L, H], positions [L], segment ids [L], targets [L], its visual blocks)."""
     table = model.llm.model.embed_tokens.weight
     newline = table[tokenizer.newline_id][None]
     blocks, media, lite_tiles = media_blocks(model.config, FeatureEncoder(model, features), sample.media)
     items = [media_item(group, newline, torch.cat) for group in blocks]
-    token_ids = chat_ids(tokenizer, sample, media, lite_tiles)
-    embeds = splice(token_ids, {tokenizer.image_token_id, tokenizer.video_token_id}, table, items, torch.cat)
-    answer = sample.answer_ids
-    targets = [IGNORE] * (len(embeds) - len(answer) - 1) + answer + [IGNORE]
-    return embeds, torch.tensor(targets), [b for group in blocks for b in group]
+    packed = pack(tokenizer, sample, media, lite_tiles)
+    prefix = splice(packed.prefix, {tokenizer.image_token_id, tokenizer.video_token_id}, table, items, torch.cat)
+    embeds = torch.cat([prefix, *(table[torch.tensor(ids)] for ids in packed.segments)])
+    positions, segment_ids, targets = segment_layout(len(prefix), packed)
+    return embeds, positions, segment_ids, targets, [b for group in blocks for b in group]
+
+
+def pad_stack(rows: list[torch.Tensor], length: int, value: float = 0) -> torch.Tensor:
+    pad = [0, 0] * (rows[0].dim() - 1)
+    return torch.stack([F.pad(r, (*pad, 0, length - len(r)), value=value) for r in rows])
 
 
 def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, samples: list[Sample]) -> torch.Tensor:
@@ -105,18 +115,18 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     seqs, region_losses, offset = [], [], 0
     for sample in samples:
         n = sample_tiles(sample)
-        embeds, targets, blocks = sequence(model, tokenizer, sample, features[offset:offset + n])
-        seqs.append((embeds, targets))
+        *seq, blocks = sequence(model, tokenizer, sample, features[offset:offset + n])
+        seqs.append(seq)
         if sample.region_labels is not None:
-            region_losses.append(heads.loss(blocks, sample.region_labels))
+            region_losses.append(heads.loss(blocks, sample))
         offset += n
-    length = max(len(e) for e, _ in seqs)
-    embeds = torch.stack([F.pad(e, (0, 0, 0, length - len(e))) for e, _ in seqs])  # [B, L, H]
-    targets = torch.stack([F.pad(t, (0, length - len(t)), value=IGNORE) for _, t in seqs])
-    mask = torch.stack([(torch.arange(length) < len(e)).long() for e, _ in seqs])
-    positions = torch.arange(length)[None].expand(len(seqs), -1)
+    lengths = [len(s[0]) for s in seqs]
+    length = max(lengths)
+    embeds, positions, segment_ids = (pad_stack([s[i] for s in seqs], length) for i in range(3))  # [B, L, ...]
+    targets = pad_stack([s[3] for s in seqs], length, IGNORE)
     llm = model.llm
-    hidden, _ = llm.hidden_states(embeds, positions, mask, llm.empty_cache(len(seqs)))
+    hidden, _ = llm.hidden_states(embeds, positions, None, llm.empty_cache(len(seqs)),
+                                  bias=packed_bias(segment_ids, lengths))
     logits = F.linear(hidden, llm.lm_head.weight)
     loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
     if region_losses:
@@ -156,10 +166,12 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
     model = NvilaModel(config)
     heads = RegionHeads(config.llm.hidden_size)
     init_weights(model)
+    start = time.perf_counter()
+    kind_accuracy = pretrain_vision(model, settings.vision, TRAIN_SEED + 1000 * settings.seed + 500)
+    tqdm.write(f"vision stage: patch kind accuracy {kind_accuracy:.3f}")
     parameters = [*model.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.01)
-    stream = example_stream(TRAIN_SEED + 1000 * settings.seed, weights=[FAMILY_WEIGHTS[f] for f in FAMILIES])
-    start = time.perf_counter()
+    stream = conversation_stream(TRAIN_SEED + 1000 * settings.seed)
     bar = tqdm(range(settings.steps), desc="train", unit="step")
     for step in bar:
         samples = [make_sample(config, tokenizer, next(stream)) for _ in range(settings.batch_size)]

@@ -18,7 +18,9 @@ class TrainBuiltinCommand:
         parser.add_argument("--out", help="checkpoint folder to write (default: the package's built-in model)")
         parser.add_argument("--variant", choices=("nvila", "lite"), default="nvila",
                             help="nvila: Dynamic-S2 + 2x2 projector (default); lite: dynamic tiles + 3x3 projector")
-        parser.add_argument("--steps", type=int, default=3000)
+        parser.add_argument("--vision-steps", type=int, default=1500,
+                            help="first stage: the vision tower alone learns per-patch shape kind and colour")
+        parser.add_argument("--steps", type=int, default=2600, help="second stage: the whole model on conversations")
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--lr", type=float, default=1.5e-3)
         parser.add_argument("--eval-every", type=int, default=500)
@@ -31,10 +33,12 @@ class TrainBuiltinCommand:
         from pathlib import Path
 
         from nvila_edge.export.train.trainer import TrainSettings, train_builtin
+        from nvila_edge.export.train.vision_pretraining import VisionStage
         from nvila_edge.runtime.builtin import builtin_dir
 
-        settings = TrainSettings(variant=args.variant, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                 eval_every=args.eval_every, threads=args.threads, seed=args.seed)
+        settings = TrainSettings(variant=args.variant, vision=VisionStage(steps=args.vision_steps), steps=args.steps,
+                                 batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
+                                 threads=args.threads, seed=args.seed)
         out = Path(args.out) if args.out else builtin_dir()
         with tempfile.TemporaryDirectory() as work:
             summary = train_builtin(out, settings, Path(work))

@@ -137,6 +137,12 @@ def _check_family(family: str) -> None:
         raise InputError(f"unknown question family {family!r}; choose from {', '.join(FAMILIES)}")
 
 
+def ask(rng: np.random.Generator, family: str, world: Scene | Clip) -> tuple[str, str] | None:
+    """(question, answer) of ``family`` about ``world``, or None when the world has no clear one."""
+    _check_family(family)
+    return _ASK[family](rng, world)
+
+
 def pose_question(rng: np.random.Generator, family: str, num_frames: int = 8) -> tuple[Scene | Clip, str, str]:
     """(scene or clip, question, answer) without rendering; resamples until the family's question is clear."""
     _check_family(family)
@@ -147,7 +153,7 @@ def pose_question(rng: np.random.Generator, family: str, num_frames: int = 8) ->
             world = random_scene(rng, n_shapes=int(rng.integers(2, MAX_SHAPES + 1)))
         else:
             world = random_scene(rng)
-        asked = _ASK[family](rng, world)
+        asked = ask(rng, family, world)
         if asked is not None:
             return world, asked[0], asked[1]
 

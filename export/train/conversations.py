@@ -1,0 +1,75 @@
+"""Training conversations: several questions about one scene or clip, answered turn after turn.
+
+One vision pass is the expensive part of a step; asking up to ``MAX_TURNS`` questions about the same
+image puts several supervised answers behind it instead of one. The first turn has exactly the layout of
+a single-question request (what evaluation and users send); later turns follow in ChatML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from nvila_edge.runtime.world.clip import Clip, random_clip, render_clip
+from nvila_edge.runtime.world.questions import ask, name_of
+from nvila_edge.runtime.world.scene import Scene, random_scene, render_scene
+
+# Families asked about still images, with how often each is drawn (captions are the longest answers).
+IMAGE_FAMILY_WEIGHTS = {"color": 1.0, "shape": 1.0, "count": 0.6, "position": 1.25, "exists": 1.0, "caption": 1.25}
+VIDEO_SHARE = 0.3  # of conversations; a clip carries fewer turns (one per moving shape)
+MAX_TURNS = 5
+
+
+@dataclass
+class Conversation:
+    media_kind: str  # "image" or "video"
+    frames: list[np.ndarray]
+    turns: list[tuple[str, str]]  # (question, answer), in order
+    world: Scene | Clip
+
+
+def image_turns(rng: np.random.Generator, scene: Scene) -> list[tuple[str, str]]:
+    families = list(IMAGE_FAMILY_WEIGHTS)
+    p = np.array(list(IMAGE_FAMILY_WEIGHTS.values()))
+    turns: list[tuple[str, str]] = []
+    for family in rng.choice(families, size=MAX_TURNS, p=p / p.sum()):
+        asked = ask(rng, str(family), scene)
+        if asked is not None and asked[0] not in (q for q, _ in turns):
+            turns.append(asked)
+    return turns
+
+
+def motion_turns(rng: np.random.Generator, clip: Clip) -> list[tuple[str, str]]:
+    """One motion question per moving shape, in random order."""
+    moving = [name_of(s) for s, m in zip(clip.shapes, clip.motions) if m != "still"]
+    by_shape: dict[str, tuple[str, str]] = {}
+    for _ in range(8 * len(moving)):
+        question, answer = ask(rng, "motion", clip)
+        by_shape.setdefault(next(n for n in moving if n in question), (question, answer))
+    return list(by_shape.values())
+
+
+def random_conversation(rng: np.random.Generator) -> Conversation:
+    while True:
+        if rng.random() < VIDEO_SHARE:
+            clip = random_clip(rng)
+            turns = motion_turns(rng, clip)
+            frames = render_clip(clip)
+            world: Scene | Clip = clip
+            kind = "video"
+        else:
+            world = random_scene(rng)
+            turns = image_turns(rng, world)
+            frames = [render_scene(world)]
+            kind = "image"
+        if turns:
+            return Conversation(kind, frames, turns, world)
+
+
+def conversation_stream(seed: int) -> Iterator[Conversation]:
+    """Endless conversations, the same sequence for the same seed."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield random_conversation(rng)
