@@ -66,7 +66,8 @@ def patch_batch(model: NvilaModel, rng: np.random.Generator, images: int) -> tup
 
 
 def pretrain_vision(model: NvilaModel, stage: VisionStage, seed: int) -> float:
-    """Train ``model.vision_tower`` on per-patch kind and colour; -> kind accuracy over the last 100 steps."""
+    """Train ``model.vision_tower`` on per-patch kind and colour; -> kind accuracy over the last 100 steps
+    (0 when ``stage.steps`` is 0, which skips the stage)."""
     tower = model.vision_tower
     heads = PatchHeads(model.config.vision.hidden_size)
     parameters = [*tower.parameters(), *heads.parameters()]
@@ -86,6 +87,9 @@ def pretrain_vision(model: NvilaModel, stage: VisionStage, seed: int) -> float:
         optimizer.step()
         with torch.no_grad():
             recent = [*recent[-99:], heads.kind_hits(features, labels)]
-        accuracy = sum(r for r, _ in recent) / max(1, sum(t for _, t in recent))
-        bar.set_postfix(loss=f"{loss.item():.3f}", kind=f"{accuracy:.2f}")
-    return accuracy
+        bar.set_postfix(loss=f"{loss.item():.3f}", kind=f"{kind_accuracy(recent):.2f}")
+    return kind_accuracy(recent)
+
+
+def kind_accuracy(hits: list[tuple[int, int]]) -> float:
+    return sum(r for r, _ in hits) / max(1, sum(t for _, t in hits))
