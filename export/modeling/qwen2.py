@@ -90,14 +90,17 @@ class Qwen2Layer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x)), k, v
 
 
+# A large finite value (not -inf) keeps fully padded rows finite, and fits fp16 if a builder casts it.
+MASKED = -30000.0
+
+
 def attention_bias(attention_mask: torch.Tensor, seq_len: int) -> torch.Tensor:
     """attention_mask [B, P+S] (1 = real token) -> additive fp32 bias [B, 1, S, P+S], causal over positions."""
     total = attention_mask.shape[1]
     query_pos = torch.arange(seq_len, device=attention_mask.device) + (total - seq_len)
     key_pos = torch.arange(total, device=attention_mask.device)
     allowed = (key_pos[None, :] <= query_pos[:, None])[None, None] & (attention_mask[:, None, None, :] > 0)
-    # A large finite value (not -inf) keeps fully padded rows finite, and fits fp16 if a builder casts it.
-    return (~allowed).to(torch.float32) * -30000.0
+    return (~allowed).to(torch.float32) * MASKED
 
 
 class Qwen2Model(nn.Module):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nvila_edge.export.modeling.qwen2 import MASKED
 from nvila_edge.export.train.conversations import Conversation
 from nvila_edge.export.train.region_labels import media_labels, token_centres
 from nvila_edge.runtime.config import NvilaConfig
@@ -21,7 +22,6 @@ from nvila_edge.runtime.request import Request, TiledMedia, tile_request
 from nvila_edge.runtime.tokenizer import Tokenizer
 
 IGNORE = -100
-BLOCKED = -30000.0  # additive attention bias, as the LLM's own causal mask uses
 
 
 @dataclass
@@ -101,7 +101,7 @@ def packed_bias(segment_ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
     causal = torch.ones(length, length, dtype=torch.bool).tril()
     same = (segment_ids[:, :, None] == segment_ids[:, None, :]) | (segment_ids[:, None, :] == 0)
     allowed = causal[None] & same & real[:, None, :]
-    return (~allowed).to(torch.float32)[:, None] * BLOCKED
+    return (~allowed).to(torch.float32)[:, None] * MASKED
 
 
 def vision_batch(samples: list[Sample]) -> torch.Tensor:

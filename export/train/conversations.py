@@ -1,8 +1,9 @@
-"""Training conversations: several questions about one scene or clip, answered turn after turn.
+"""Training conversations: several questions about one scene or clip, all asked of one copy of the media.
 
 One vision pass is the expensive part of a step; asking up to ``MAX_TURNS`` questions about the same
-image puts several supervised answers behind it instead of one. The first turn has exactly the layout of
-a single-question request (what evaluation and users send); later turns follow in ChatML.
+image puts several supervised answers behind it instead of one. ``batches.pack`` lays every question out
+exactly as a single-question request (what evaluation and users send), so the order of turns is only the
+order of segments.
 """
 
 from __future__ import annotations
