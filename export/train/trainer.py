@@ -44,7 +44,7 @@ class TrainSettings:
     vision: VisionStage = field(default_factory=VisionStage)  # the tower alone first (vision_pretraining)
     steps: int = 2600  # then the whole model
     batch_size: int = 16
-    lr: float = 1.5e-3
+    lr: float = 5e-4
     warmup: int = 100
     eval_every: int = 500
     eval_n: int = 70

@@ -22,7 +22,7 @@ class TrainBuiltinCommand:
                             help="first stage: the vision tower alone learns per-patch shape kind and colour")
         parser.add_argument("--steps", type=int, default=2600, help="second stage: the whole model on conversations")
         parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--lr", type=float, default=1.5e-3)
+        parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the second stage")
         parser.add_argument("--eval-every", type=int, default=500)
         parser.add_argument("--threads", type=int, default=2)
         parser.add_argument("--seed", type=int, default=0)
