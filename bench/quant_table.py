@@ -21,10 +21,21 @@ RECIPES = ("fp32", "fp16", "int8-int4", "int4", "fp8")
 TOLERANCE = {"fp16": 2.0, "fp8": 2.0, "int4": 3.0, "int8-int4": 3.0}
 
 
+def exported_from(model: str, out: Path) -> bool:
+    """True when ``out`` holds an export of the model's current weights (a retrained model is re-exported)."""
+    from nvila_edge.runtime.builtin import resolve_model
+    from nvila_edge.runtime.manifest import folder_sha256
+
+    manifest = out / "manifest.json"
+    if not manifest.is_file():
+        return False
+    return json.loads(manifest.read_text())["source"]["sha256"] == folder_sha256(resolve_model(model))
+
+
 def export(model: str, out: Path, recipe: str, calib_size: int, rebuild: bool) -> float:
     from nvila_edge.export.exporter import export_checkpoint
 
-    if not rebuild and (out / "manifest.json").is_file():
+    if not rebuild and exported_from(model, out):
         return 0.0
     start = time.perf_counter()
     export_checkpoint(model, out, recipe, replace=True, calib_size=calib_size)
@@ -95,7 +106,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calib-size", type=int, default=32)
-    parser.add_argument("--rebuild", action="store_true", help="re-export folders that already exist")
+    parser.add_argument("--rebuild", action="store_true", help="re-export folders that already hold an export of this model")
     parser.add_argument("--markdown", type=Path, default=None, metavar="FILE", help="also write the README tables here")
     args = parser.parse_args()
     result = table(args.model, args.work, args.recipes.split(","), args.n, args.seed, args.threads, args.calib_size,
