@@ -85,12 +85,12 @@ def test_questions_of_a_conversation_are_distinct_and_motion_names_each_moving_s
     rng = np.random.default_rng(0)
     for _ in range(50):
         turns = image_turns(rng, random_scene(rng))
-        assert len({q for q, _ in turns}) == len(turns)
+        assert len({q for _, q, _ in turns}) == len(turns)
         clip = random_clip(rng)
         motion = motion_turns(rng, clip)
         moving = sorted(f"{s.color} {s.kind}" for s, m in zip(clip.shapes, clip.motions) if m != "still")
-        assert sorted(next(n for n in moving if n in q) for q, _ in motion) == moving
-        assert all(a == m for (q, a) in motion for s, m in zip(clip.shapes, clip.motions)
+        assert sorted(next(n for n in moving if n in q) for _, q, _ in motion) == moving
+        assert all(a == m for (_, q, a) in motion for s, m in zip(clip.shapes, clip.motions)
                    if f"{s.color} {s.kind}" in q)
 
 

@@ -30,6 +30,7 @@ class Sample:
     turns: list[tuple[str, list[int]]]  # (question, answer ids + <|im_end|>)
     region_labels: list[np.ndarray] | None  # per visual block [tokens, 2] (kind, colour); None = no labels
     token_centres: list[np.ndarray] | None  # per visual block [tokens, 2] (x, y in 0..1)
+    probe_targets: np.ndarray  # [turns, 4] centres the question probe regresses (NaN = unsupervised)
 
 
 @dataclass
@@ -60,10 +61,11 @@ def make_sample(config: NvilaConfig, tokenizer: Tokenizer, conversation: Convers
     media = tile_request(config, conversation_request(conversation))
     turns = [(q, tokenizer.encode(a) + [tokenizer.im_end_id]) for q, a in conversation.turns]
     grid = block_grid(config, media)
+    probes = conversation.probe_targets
     if grid is None:
-        return Sample(media, turns, None, None)
+        return Sample(media, turns, None, None, probes)
     labels = media_labels(conversation.world, len(conversation.frames), *grid)
-    return Sample(media, turns, labels, [token_centres(*grid)] * len(labels))
+    return Sample(media, turns, labels, [token_centres(*grid)] * len(labels), probes)
 
 
 def pack(tokenizer: Tokenizer, sample: Sample, media: list[str], lite_tiles: int | None) -> Packed:
@@ -92,6 +94,15 @@ def segment_layout(prefix_len: int, packed: Packed) -> tuple[torch.Tensor, torch
         target[n - answer_len - 1:n - 1] = torch.tensor(ids[n - answer_len:])
         targets.append(target)
     return torch.cat(positions), torch.cat(segment_ids), torch.cat(targets)
+
+
+def answer_starts(targets: torch.Tensor) -> torch.Tensor:
+    """targets [B, L] -> bool [B, L]: the position predicting each segment's first answer token.
+
+    A segment's last position has no target, so a run of targets never continues into the next segment.
+    """
+    answer = targets != IGNORE
+    return answer & ~torch.nn.functional.pad(answer, (1, 0))[:, :-1]
 
 
 def packed_bias(segment_ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from nvila_edge.export.train.question_probe import probe_target
 from nvila_edge.runtime.world.clip import Clip, random_clip, render_clip
 from nvila_edge.runtime.world.questions import ask, name_of
 from nvila_edge.runtime.world.scene import Scene, random_scene, render_scene
@@ -29,26 +30,28 @@ class Conversation:
     frames: list[np.ndarray]
     turns: list[tuple[str, str]]  # (question, answer), in order
     world: Scene | Clip
+    probe_targets: np.ndarray  # [turns, 4] per question, see question_probe
 
 
-def image_turns(rng: np.random.Generator, scene: Scene) -> list[tuple[str, str]]:
+def image_turns(rng: np.random.Generator, scene: Scene) -> list[tuple[str, str, str]]:
+    """Up to MAX_TURNS distinct (family, question, answer) about one scene."""
     families = list(IMAGE_FAMILY_WEIGHTS)
     p = np.array(list(IMAGE_FAMILY_WEIGHTS.values()))
-    turns: list[tuple[str, str]] = []
+    turns: list[tuple[str, str, str]] = []
     for family in rng.choice(families, size=MAX_TURNS, p=p / p.sum()):
         asked = ask(rng, str(family), scene)
-        if asked is not None and asked[0] not in (q for q, _ in turns):
-            turns.append(asked)
+        if asked is not None and asked[0] not in (q for _, q, _ in turns):
+            turns.append((str(family), *asked))
     return turns
 
 
-def motion_turns(rng: np.random.Generator, clip: Clip) -> list[tuple[str, str]]:
-    """One motion question per moving shape, in random order."""
+def motion_turns(rng: np.random.Generator, clip: Clip) -> list[tuple[str, str, str]]:
+    """One ("motion", question, answer) per moving shape, in random order."""
     moving = [name_of(s) for s, m in zip(clip.shapes, clip.motions) if m != "still"]
-    by_shape: dict[str, tuple[str, str]] = {}
+    by_shape: dict[str, tuple[str, str, str]] = {}
     for _ in range(8 * len(moving)):
         question, answer = ask(rng, "motion", clip)
-        by_shape.setdefault(next(n for n in moving if n in question), (question, answer))
+        by_shape.setdefault(next(n for n in moving if n in question), ("motion", question, answer))
     return list(by_shape.values())
 
 
@@ -66,7 +69,8 @@ def random_conversation(rng: np.random.Generator) -> Conversation:
             frames = [render_scene(world)]
             kind = "image"
         if turns:
-            return Conversation(kind, frames, turns, world)
+            probes = np.stack([probe_target(family, question, world) for family, question, _ in turns])
+            return Conversation(kind, frames, [(q, a) for _, q, a in turns], world, probes)
 
 
 def conversation_stream(seed: int) -> Iterator[Conversation]:

@@ -17,9 +17,10 @@ from nvila_edge.export.checkpoint_writer import random_tensors, write_checkpoint
 from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.reference import ReferencePipeline
-from nvila_edge.export.train.batches import (IGNORE, Sample, make_sample, pack, packed_bias, sample_tiles,
-                                             segment_layout, vision_batch)
+from nvila_edge.export.train.batches import (IGNORE, Sample, answer_starts, make_sample, pack, packed_bias,
+                                             sample_tiles, segment_layout, vision_batch)
 from nvila_edge.export.train.conversations import conversation_stream
+from nvila_edge.export.train.question_probe import SLOTS
 from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES
 from nvila_edge.export.train.vision_pretraining import VisionStage, pretrain_vision
@@ -45,6 +46,7 @@ class TrainSettings:
     steps: int = 2600  # then the whole model
     batch_size: int = 16
     lr: float = 5e-4
+    question_weight: float = 4.0  # of the question probe's squared error (question_probe); 0 turns it off
     warmup: int = 100
     eval_every: int = 500
     eval_n: int = 70
@@ -76,13 +78,15 @@ class FeatureEncoder:
 
 
 class RegionHeads(torch.nn.Module):
-    """Training-only probes under each visual token: shape kind, colour, position (see region_labels)."""
+    """Training-only probes: under each visual token shape kind, colour, position (see region_labels); at
+    each question, the centres its answer depends on (see question_probe)."""
 
     def __init__(self, hidden: int):
         super().__init__()
         self.kind = torch.nn.Linear(hidden, KIND_CLASSES)
         self.color = torch.nn.Linear(hidden, COLOR_CLASSES)
         self.position = torch.nn.Linear(hidden, 2)
+        self.question = torch.nn.Linear(hidden, 2 * SLOTS)
 
     def loss(self, blocks: list[torch.Tensor], sample: Sample) -> torch.Tensor:
         tokens = torch.cat(blocks)
@@ -90,6 +94,17 @@ class RegionHeads(torch.nn.Module):
         centres = torch.from_numpy(np.concatenate(sample.token_centres))
         return (F.cross_entropy(self.kind(tokens), target[:, 0]) + F.cross_entropy(self.color(tokens), target[:, 1])
                 + POSITION_WEIGHT * F.mse_loss(self.position(tokens), centres))
+
+    def question_loss(self, hidden: torch.Tensor, targets: torch.Tensor, samples: list[Sample]) -> torch.Tensor:
+        """hidden [B, L, H], targets [B, L]: squared error of the probe where each segment's answer starts."""
+        goal = torch.from_numpy(np.concatenate([s.probe_targets for s in samples]))  # [questions, 2 * SLOTS]
+        rows = hidden[answer_starts(targets)]  # [questions, H], batch then segment order like goal
+        if len(rows) != len(goal):
+            raise ValueError(f"{len(rows)} answers in the batch but {len(goal)} probe targets")
+        seen = ~goal.isnan()
+        if not seen.any():
+            return hidden.new_zeros(())
+        return F.mse_loss(self.question(rows)[seen], goal[seen])
 
 
 def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: torch.Tensor):
@@ -110,7 +125,8 @@ def pad_stack(rows: list[torch.Tensor], length: int, value: float = 0) -> torch.
     return torch.stack([F.pad(r, (*pad, 0, length - len(r)), value=value) for r in rows])
 
 
-def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, samples: list[Sample]) -> torch.Tensor:
+def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, samples: list[Sample],
+                  question_weight: float = TrainSettings.question_weight) -> torch.Tensor:
     features = model.vision_tower(vision_batch(samples))  # [T_total, g*g, D]
     seqs, region_losses, offset = [], [], 0
     for sample in samples:
@@ -131,6 +147,8 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
     if region_losses:
         loss = loss + AUX_WEIGHT * torch.stack(region_losses).mean()
+    if question_weight:
+        loss = loss + question_weight * heads.question_loss(hidden, targets, samples)
     return loss
 
 
@@ -177,7 +195,7 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
         samples = [make_sample(config, tokenizer, next(stream)) for _ in range(settings.batch_size)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
-        loss = loss_on_batch(model, heads, tokenizer, samples)
+        loss = loss_on_batch(model, heads, tokenizer, samples, settings.question_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

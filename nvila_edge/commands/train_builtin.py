@@ -23,6 +23,9 @@ class TrainBuiltinCommand:
         parser.add_argument("--steps", type=int, default=2600, help="second stage: the whole model on conversations")
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the second stage")
+        parser.add_argument("--question-probe", type=float, default=4.0, metavar="WEIGHT",
+                            help="weight of the training-only probe that makes position and motion questions "
+                                 "locate the shapes they name (0 turns it off)")
         parser.add_argument("--eval-every", type=int, default=500)
         parser.add_argument("--threads", type=int, default=2)
         parser.add_argument("--seed", type=int, default=0)
@@ -37,7 +40,8 @@ class TrainBuiltinCommand:
         from nvila_edge.runtime.builtin import builtin_dir
 
         settings = TrainSettings(variant=args.variant, vision=VisionStage(steps=args.vision_steps), steps=args.steps,
-                                 batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
+                                 batch_size=args.batch_size, lr=args.lr,
+                                 question_weight=args.question_probe, eval_every=args.eval_every,
                                  threads=args.threads, seed=args.seed)
         out = Path(args.out) if args.out else builtin_dir()
         with tempfile.TemporaryDirectory() as work:
