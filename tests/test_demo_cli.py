@@ -197,14 +197,6 @@ def test_builtin_model_describes_the_shapes_it_sees(tmp_path, capsys, monkeypatc
         resolve_model("builtin")
     except CheckpointError as err:
         pytest.skip(f"needs the trained built-in model, which is not installed yet ({err})")
-    from nvila_edge.export.checkpoint import load_checkpoint
-    from nvila_edge.export.reference import ReferencePipeline
-    from nvila_edge.runtime.evaluation import evaluate
-
-    captions = evaluate(ReferencePipeline(load_checkpoint("builtin")).answer_example, n=10, seed=1234,
-                        families=["caption"])["accuracy"]
-    if captions < 0.9:
-        pytest.skip(f"the built-in model captions only {captions:.0%} of scenes exactly; this check needs >= 90%")
     monkeypatch.setenv("NVILA_EDGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DISPLAY", raising=False)
     jsonl = tmp_path / "answers.jsonl"
