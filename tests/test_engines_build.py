@@ -147,6 +147,14 @@ def test_onnxruntime_engines_answer_like_the_export_and_validate(cpu_engines, ex
         Pipeline.open(cpu_engines, max_context=2048)
 
 
+def test_onnxruntime_builds_the_fp8_recipe_and_answers_like_its_export(export_of, tmp_path):
+    out = tmp_path / "engines"
+    assert build(export_of("fp8"), out, "--target", "cpu") == 0
+    params = SamplingParams(max_new_tokens=8)
+    want = Pipeline.open(export_of("fp8"), threads=2).ask(scene_request(), params).token_ids
+    assert Pipeline.open(out, threads=2).ask(scene_request(), params).token_ids == want and len(want) > 0
+
+
 def test_broken_engines_manifests_are_refused(cpu_engines, export_of, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(cpu_engines, broken)
