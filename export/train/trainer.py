@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ from nvila_edge.export.train.conversations import conversation_stream
 from nvila_edge.export.train.question_probe import SLOTS
 from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES
-from nvila_edge.export.train.vision_pretraining import VisionStage, pretrain_vision
+from nvila_edge.export.train.settings import TrainSettings
+from nvila_edge.export.train.vision_pretraining import pretrain_vision
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.evaluation import evaluate
 from nvila_edge.runtime.request import media_blocks
@@ -37,21 +37,6 @@ INIT_STD = 0.02  # as Qwen2 and SigLIP are initialised; PyTorch's N(0, 1) embedd
 TRAIN_SEED = 1
 TOKENIZER_SEED = 2
 EVAL_SEED = 3  # the accepted accuracy is measured on other seeds, never used here
-
-
-@dataclass
-class TrainSettings:
-    variant: str = "nvila"
-    vision: VisionStage = field(default_factory=VisionStage)  # the tower alone first (vision_pretraining)
-    steps: int = 2600  # then the whole model
-    batch_size: int = 16
-    lr: float = 5e-4
-    question_weight: float = 4.0  # of the question probe's squared error (question_probe); 0 turns it off
-    warmup: int = 100
-    eval_every: int = 500
-    eval_n: int = 70
-    threads: int = 2
-    seed: int = 0
 
 
 def build_tokenizer(dest: Path) -> Tokenizer:

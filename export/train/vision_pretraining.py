@@ -10,8 +10,6 @@ this stage is the toy world's version of that. The heads are dropped afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -19,18 +17,11 @@ from tqdm import tqdm
 
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES, patch_labels
+from nvila_edge.export.train.settings import VisionStage
 from nvila_edge.runtime.tiling import plan_tiles, tile_image
 from nvila_edge.runtime.world.scene import random_scene, render_scene
 
 BACKGROUND_WEIGHT = 0.1  # most patches are background; without this the kind classes get little gradient
-
-
-@dataclass
-class VisionStage:
-    steps: int = 1500
-    batch_size: int = 16  # images; each is 2-7 tiles
-    lr: float = 3e-3
-    warmup: int = 50
 
 
 class PatchHeads(torch.nn.Module):

@@ -15,28 +15,31 @@ class TrainBuiltinCommand:
     help = "train the built-in shapes model from scratch (CPU, under an hour)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from nvila_edge.export.train.settings import TrainSettings, VisionStage  # torch-free
+
         parser.add_argument("--out", help="checkpoint folder to write (default: the package's built-in model)")
-        parser.add_argument("--variant", choices=("nvila", "lite"), default="nvila",
+        parser.add_argument("--variant", choices=("nvila", "lite"), default=TrainSettings.variant,
                             help="nvila: Dynamic-S2 + 2x2 projector (default); lite: dynamic tiles + 3x3 projector")
-        parser.add_argument("--vision-steps", type=int, default=1500,
+        parser.add_argument("--vision-steps", type=int, default=VisionStage.steps,
                             help="first stage: the vision tower alone learns per-patch shape kind and colour")
-        parser.add_argument("--steps", type=int, default=2600, help="second stage: the whole model on conversations")
-        parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the second stage")
-        parser.add_argument("--question-probe", type=float, default=4.0, metavar="WEIGHT",
+        parser.add_argument("--steps", type=int, default=TrainSettings.steps,
+                            help="second stage: the whole model on conversations")
+        parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
+        parser.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate of the second stage")
+        parser.add_argument("--question-probe", type=float, default=TrainSettings.question_weight, metavar="WEIGHT",
                             help="weight of the training-only probe that makes position and motion questions "
                                  "locate the shapes they name (0 turns it off)")
-        parser.add_argument("--eval-every", type=int, default=500)
-        parser.add_argument("--threads", type=int, default=2)
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--eval-every", type=int, default=TrainSettings.eval_every)
+        parser.add_argument("--threads", type=int, default=TrainSettings.threads)
+        parser.add_argument("--seed", type=int, default=TrainSettings.seed)
 
     def run(self, args: argparse.Namespace) -> int:
         import json
         import tempfile
         from pathlib import Path
 
-        from nvila_edge.export.train.trainer import TrainSettings, train_builtin
-        from nvila_edge.export.train.vision_pretraining import VisionStage
+        from nvila_edge.export.train.settings import TrainSettings, VisionStage
+        from nvila_edge.export.train.trainer import train_builtin
         from nvila_edge.runtime.builtin import builtin_dir
 
         settings = TrainSettings(variant=args.variant, vision=VisionStage(steps=args.vision_steps), steps=args.steps,

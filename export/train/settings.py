@@ -1,0 +1,32 @@
+"""Settings of the two training stages; torch-free so the CLI can take its defaults from here for --help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VisionStage:
+    """First stage: the vision tower alone learns which shape kind and colour lie under each patch."""
+
+    steps: int = 1500
+    batch_size: int = 16  # images; each is 2-7 tiles
+    lr: float = 3e-3
+    warmup: int = 50
+
+
+@dataclass
+class TrainSettings:
+    """Second stage: the whole model on packed conversations. The defaults reproduce the shipped weights."""
+
+    variant: str = "nvila"
+    vision: VisionStage = field(default_factory=VisionStage)
+    steps: int = 2600
+    batch_size: int = 16
+    lr: float = 5e-4
+    question_weight: float = 4.0  # of the question probe's squared error (question_probe); 0 turns it off
+    warmup: int = 100
+    eval_every: int = 500
+    eval_n: int = 70
+    threads: int = 2
+    seed: int = 0
