@@ -27,3 +27,10 @@ def test_a_short_run_writes_a_loadable_nvila_checkpoint(tmp_path, capsys):
     image = render_scene(random_scene(np.random.default_rng(0)))
     ReferencePipeline(checkpoint).ask(Request("Describe the image.", images=[image]))  # loads and runs
     assert [p.name for p in tmp_path.iterdir()] == ["shapes"]  # no temporary folder left beside it
+
+
+def test_a_question_probe_layer_the_llm_does_not_have_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    assert main(["train-builtin", "--out", str(out), "--question-layer", "4"]) == 1
+    assert "the question probe's layer must be 0..3, got 4" in capsys.readouterr().err
+    assert not out.exists()

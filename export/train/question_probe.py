@@ -2,9 +2,10 @@
 
 Position and motion answers compare two centres: two named shapes, or one shape in the first and the last
 frame. Trained on answers alone, the question tokens never learned to fetch a named shape's position (both
-families stayed at chance while colour and kind were learned). A linear head on the final hidden state
-at the position that predicts the first answer token regresses those centres, which gives the attention
-from the question to the named shapes' visual tokens a direct signal. The head is dropped with the other
+families stayed at chance while colour and kind were learned). A linear head on a middle decoder layer's
+output (TrainSettings.question_layer) at the position that predicts the first answer token regresses those
+centres, which gives the attention from the question to the named shapes' visual tokens a direct signal
+and leaves the later layers free to turn them into the answer. The head is dropped with the other
 probes when the checkpoint is written.
 
 A target is four numbers, (x, y) of two slots as fractions of the image's width and height; the other

@@ -25,6 +25,7 @@ class TrainSettings:
     batch_size: int = 16
     lr: float = 5e-4
     question_weight: float = 4.0  # of the question probe's squared error (question_probe); 0 turns it off
+    question_layer: int = 2  # the decoder layer whose output the probe reads (of 4; the last scored lower)
     warmup: int = 100
     eval_every: int = 500
     eval_n: int = 70

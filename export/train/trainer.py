@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from nvila_edge.errors import InputError
 from nvila_edge.export.checkpoint import LoadedCheckpoint
 from nvila_edge.export.checkpoint_writer import random_tensors, write_checkpoint
 from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
@@ -81,7 +84,10 @@ class RegionHeads(torch.nn.Module):
                 + POSITION_WEIGHT * F.mse_loss(self.position(tokens), centres))
 
     def question_loss(self, hidden: torch.Tensor, targets: torch.Tensor, samples: list[Sample]) -> torch.Tensor:
-        """hidden [B, L, H], targets [B, L]: squared error of the probe where each segment's answer starts."""
+        """hidden [B, L, H] (one decoder layer's output), targets [B, L]: squared error of the probe where each
+        segment's answer starts. The residual stream is RMS-normalised without a weight, so the probe cannot
+        lean on the model's own norm scales."""
+        hidden = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + 1e-6)
         goal = torch.from_numpy(np.concatenate([s.probe_targets for s in samples]))  # [questions, 2 * SLOTS]
         rows = hidden[answer_starts(targets)]  # [questions, H], batch then segment order like goal
         if len(rows) != len(goal):
@@ -110,8 +116,20 @@ def pad_stack(rows: list[torch.Tensor], length: int, value: float = 0) -> torch.
     return torch.stack([F.pad(r, (*pad, 0, length - len(r)), value=value) for r in rows])
 
 
+@contextlib.contextmanager
+def layer_outputs(layer: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collects the hidden states [B, L, H] a decoder layer returns while the block runs."""
+    outputs: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda module, args, out: outputs.append(out[0]))
+    try:
+        yield outputs
+    finally:
+        hook.remove()
+
+
 def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, samples: list[Sample],
-                  question_weight: float = TrainSettings.question_weight) -> torch.Tensor:
+                  question_weight: float = TrainSettings.question_weight,
+                  question_layer: int = TrainSettings.question_layer) -> torch.Tensor:
     features = model.vision_tower(vision_batch(samples))  # [T_total, g*g, D]
     seqs, region_losses, offset = [], [], 0
     for sample in samples:
@@ -126,14 +144,15 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     embeds, positions, segment_ids = (pad_stack([s[i] for s in seqs], length) for i in range(3))  # [B, L, ...]
     targets = pad_stack([s[3] for s in seqs], length, IGNORE)
     llm = model.llm
-    hidden, _ = llm.hidden_states(embeds, positions, None, llm.empty_cache(len(seqs)),
-                                  bias=packed_bias(segment_ids, lengths))
+    with layer_outputs(llm.model.layers[question_layer]) as probed:
+        hidden, _ = llm.hidden_states(embeds, positions, None, llm.empty_cache(len(seqs)),
+                                      bias=packed_bias(segment_ids, lengths))
     logits = F.linear(hidden, llm.lm_head.weight)
     loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
     if region_losses:
         loss = loss + AUX_WEIGHT * torch.stack(region_losses).mean()
     if question_weight:
-        loss = loss + question_weight * heads.question_loss(hidden, targets, samples)
+        loss = loss + question_weight * heads.question_loss(probed[0], targets, samples)
     return loss
 
 
@@ -165,6 +184,9 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
     torch.set_num_threads(settings.threads)
     files = builtin_files(settings.variant)
     config = NvilaConfig.from_files(files)
+    if not 0 <= settings.question_layer < config.llm.num_hidden_layers:
+        raise InputError(f"the question probe's layer must be 0..{config.llm.num_hidden_layers - 1}, "
+                         f"got {settings.question_layer}")
     tokenizer = build_tokenizer(work_dir / "llm")
     model = NvilaModel(config)
     heads = RegionHeads(config.llm.hidden_size)
@@ -180,7 +202,7 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
         samples = [make_sample(config, tokenizer, next(stream)) for _ in range(settings.batch_size)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
-        loss = loss_on_batch(model, heads, tokenizer, samples, settings.question_weight)
+        loss = loss_on_batch(model, heads, tokenizer, samples, settings.question_weight, settings.question_layer)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

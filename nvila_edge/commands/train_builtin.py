@@ -29,6 +29,8 @@ class TrainBuiltinCommand:
         parser.add_argument("--question-probe", type=float, default=TrainSettings.question_weight, metavar="WEIGHT",
                             help="weight of the training-only probe that makes position and motion questions "
                                  "locate the shapes they name (0 turns it off)")
+        parser.add_argument("--question-layer", type=int, default=TrainSettings.question_layer, metavar="N",
+                            help="decoder layer (from 0) whose output the question probe reads")
         parser.add_argument("--eval-every", type=int, default=TrainSettings.eval_every)
         parser.add_argument("--threads", type=int, default=TrainSettings.threads)
         parser.add_argument("--seed", type=int, default=TrainSettings.seed)
@@ -43,8 +45,8 @@ class TrainBuiltinCommand:
         from nvila_edge.runtime.builtin import builtin_dir
 
         settings = TrainSettings(variant=args.variant, vision=VisionStage(steps=args.vision_steps), steps=args.steps,
-                                 batch_size=args.batch_size, lr=args.lr,
-                                 question_weight=args.question_probe, eval_every=args.eval_every,
+                                 batch_size=args.batch_size, lr=args.lr, question_weight=args.question_probe,
+                                 question_layer=args.question_layer, eval_every=args.eval_every,
                                  threads=args.threads, seed=args.seed)
         out = Path(args.out) if args.out else builtin_dir()
         with tempfile.TemporaryDirectory() as work:
