@@ -106,7 +106,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calib-size", type=int, default=32)
-    parser.add_argument("--rebuild", action="store_true", help="re-export folders that already hold an export of this model")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="re-export folders that already hold an export of this model")
     parser.add_argument("--markdown", type=Path, default=None, metavar="FILE", help="also write the README tables here")
     args = parser.parse_args()
     result = table(args.model, args.work, args.recipes.split(","), args.n, args.seed, args.threads, args.calib_size,
