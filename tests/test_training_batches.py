@@ -48,7 +48,7 @@ def test_each_packed_question_gets_the_logits_it_gets_alone(builtin, kind):
     sample = make_sample(model.config, tokenizer, conversation)
     with torch.no_grad():
         features = model.vision_tower(vision_batch([sample]))
-        embeds, positions, segments, targets, _ = sequence(model, tokenizer, sample, features)
+        embeds, positions, segments, targets, _, _ = sequence(model, tokenizer, sample, features)
         llm = model.llm
         hidden, _ = llm.hidden_states(embeds[None], positions[None], None, llm.empty_cache(),
                                       bias=packed_bias(segments[None], [len(embeds)]))

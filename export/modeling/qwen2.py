@@ -52,17 +52,23 @@ class Qwen2Attention(nn.Module):
 
     def forward(self, x, cos, sin, bias, past_k, past_v):
         b, s, _ = x.shape
+        weights, k = self.attention_weights(x, cos, sin, bias, past_k)
+        v = self.v_proj(x).view(b, s, self.kv_heads, self.head_dim)
+        values = torch.cat((past_v, v), dim=1).transpose(1, 2)  # [B, kv, P+S, hd]
+        group = self.heads // self.kv_heads
+        out = (weights.view(b, self.kv_heads, group * s, -1) @ values).view(b, self.heads, s, self.head_dim)
+        return self.o_proj(out.transpose(1, 2).reshape(b, s, -1)), k, v
+
+    def attention_weights(self, x, cos, sin, bias, past_k):
+        """-> softmax weights [B, heads, S, P+S] and this step's rotated keys [B, S, kv, hd]."""
+        b, s, _ = x.shape
         q = apply_rope(self.q_proj(x).view(b, s, self.heads, self.head_dim), cos, sin)
         k = apply_rope(self.k_proj(x).view(b, s, self.kv_heads, self.head_dim), cos, sin)
-        v = self.v_proj(x).view(b, s, self.kv_heads, self.head_dim)
         keys = torch.cat((past_k, k), dim=1).transpose(1, 2)  # [B, kv, P+S, hd]
-        values = torch.cat((past_v, v), dim=1).transpose(1, 2)
         group = self.heads // self.kv_heads
         q = q.transpose(1, 2).reshape(b, self.kv_heads, group * s, self.head_dim)  # GQA without repeat_kv
         scores = (q @ keys.transpose(-1, -2)).view(b, self.heads, s, -1) * self.head_dim**-0.5
-        weights = torch.softmax(scores.float() + bias, dim=-1).to(x.dtype)
-        out = (weights.view(b, self.kv_heads, group * s, -1) @ values).view(b, self.heads, s, self.head_dim)
-        return self.o_proj(out.transpose(1, 2).reshape(b, s, -1)), k, v
+        return torch.softmax(scores.float() + bias, dim=-1).to(x.dtype), k
 
 
 class Qwen2MLP(nn.Module):

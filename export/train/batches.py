@@ -15,10 +15,12 @@ import torch
 
 from nvila_edge.export.modeling.qwen2 import MASKED
 from nvila_edge.export.train.conversations import Conversation
+from nvila_edge.export.train.question_probe import ANY_BLOCK, LAST_BLOCK, UNSUPERVISED
 from nvila_edge.export.train.region_labels import media_labels, token_centres
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.prompt import render_chat, user_content
 from nvila_edge.runtime.request import Request, TiledMedia, tile_request
+from nvila_edge.runtime.splice import media_item, splice
 from nvila_edge.runtime.tokenizer import Tokenizer
 
 IGNORE = -100
@@ -31,6 +33,7 @@ class Sample:
     region_labels: list[np.ndarray] | None  # per visual block [tokens, 2] (kind, colour); None = no labels
     token_centres: list[np.ndarray] | None  # per visual block [tokens, 2] (x, y in 0..1)
     probe_targets: np.ndarray  # [turns, 4] centres the question probe regresses (NaN = unsupervised)
+    attention_targets: np.ndarray  # [turns, HEADS, 5] what the question layer's heads should look at
 
 
 @dataclass
@@ -61,11 +64,11 @@ def make_sample(config: NvilaConfig, tokenizer: Tokenizer, conversation: Convers
     media = tile_request(config, conversation_request(conversation))
     turns = [(q, tokenizer.encode(a) + [tokenizer.im_end_id]) for q, a in conversation.turns]
     grid = block_grid(config, media)
-    probes = conversation.probe_targets
+    probes, looks = conversation.probe_targets, conversation.attention_targets
     if grid is None:
-        return Sample(media, turns, None, None, probes)
+        return Sample(media, turns, None, None, probes, looks)
     labels = media_labels(conversation.world, len(conversation.frames), *grid)
-    return Sample(media, turns, labels, [token_centres(*grid)] * len(labels), probes)
+    return Sample(media, turns, labels, [token_centres(*grid)] * len(labels), probes, looks)
 
 
 def pack(tokenizer: Tokenizer, sample: Sample, media: list[str], lite_tiles: int | None) -> Packed:
@@ -80,6 +83,41 @@ def pack(tokenizer: Tokenizer, sample: Sample, media: list[str], lite_tiles: int
         prefix = ids[:cut]
         segments.append(ids[cut:] + answer)
     return Packed(prefix, segments, [len(a) for _, a in sample.turns])
+
+
+def prefix_labels(prefix: list[int], media_ids: set[int], groups: list[list[np.ndarray]]) -> np.ndarray:
+    """Per media token, its blocks' [tokens, 4] (kind, colour, x, y) -> [P, 5] (block, kind, colour, x, y) at
+    every prefix position, laid out as the visual blocks are spliced in; block -1 where no visual token is."""
+    nothing = np.full((1, 5), -1.0)
+    items, index = [], 0
+    for group in groups:
+        blocks = []
+        for labels in group:
+            blocks.append(np.column_stack([np.full(len(labels), index), labels]))
+            index += 1
+        items.append(media_item(blocks, nothing))
+    return splice(prefix, media_ids, np.full((max(prefix) + 1, 5), -1.0), items)
+
+
+def attention_masks(labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """prefix labels [P, 5], attention targets [turns, HEADS, 5] -> bool [turns, HEADS, P]: the tokens each
+    head should attend to. Those whose centre the shape covers, or else the one nearest the shape's centre
+    (a small shape can fall between token centres); none for an unsupervised head."""
+    block, kind, color = labels[:, :3].T
+    masks = np.zeros((*targets.shape[:2], len(labels)), bool)
+    for turn, head in np.ndindex(*targets.shape[:2]):
+        want_block, want_kind, want_color, x, y = targets[turn, head]
+        if want_block == UNSUPERVISED:
+            continue
+        inside = block >= 0
+        if want_block != ANY_BLOCK:
+            inside &= block == (block.max() if want_block == LAST_BLOCK else want_block)
+        where = inside & ((kind == want_kind) | (want_kind == 0)) & ((color == want_color) | (want_color == 0))
+        if not where.any():
+            distance = np.where(inside, np.hypot(labels[:, 3] - x, labels[:, 4] - y), np.inf)
+            where[np.argmin(distance)] = True
+        masks[turn, head] = where
+    return masks
 
 
 def segment_layout(prefix_len: int, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

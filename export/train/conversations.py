@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from nvila_edge.export.train.question_probe import probe_target
+from nvila_edge.export.train.question_probe import attention_targets, probe_target
 from nvila_edge.runtime.world.clip import Clip, random_clip, render_clip
 from nvila_edge.runtime.world.questions import ask, name_of
 from nvila_edge.runtime.world.scene import Scene, random_scene, render_scene
@@ -31,6 +31,7 @@ class Conversation:
     turns: list[tuple[str, str]]  # (question, answer), in order
     world: Scene | Clip
     probe_targets: np.ndarray  # [turns, 4] per question, see question_probe
+    attention_targets: np.ndarray  # [turns, HEADS, 5] per question, see question_probe
 
 
 def image_turns(rng: np.random.Generator, scene: Scene) -> list[tuple[str, str, str]]:
@@ -70,7 +71,8 @@ def random_conversation(rng: np.random.Generator) -> Conversation:
             kind = "image"
         if turns:
             probes = np.stack([probe_target(family, question, world) for family, question, _ in turns])
-            return Conversation(kind, frames, [(q, a) for _, q, a in turns], world, probes)
+            looks = np.stack([attention_targets(family, question, world) for family, question, _ in turns])
+            return Conversation(kind, frames, [(q, a) for _, q, a in turns], world, probes, looks)
 
 
 def conversation_stream(seed: int) -> Iterator[Conversation]:

@@ -19,10 +19,10 @@ from nvila_edge.export.checkpoint_writer import random_tensors, write_checkpoint
 from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.reference import ReferencePipeline
-from nvila_edge.export.train.batches import (IGNORE, Sample, answer_starts, make_sample, pack, packed_bias,
-                                             sample_tiles, segment_layout, vision_batch)
+from nvila_edge.export.train.batches import (IGNORE, Sample, answer_starts, attention_masks, make_sample, pack,
+                                             packed_bias, prefix_labels, sample_tiles, segment_layout, vision_batch)
 from nvila_edge.export.train.conversations import conversation_stream
-from nvila_edge.export.train.question_probe import SLOTS
+from nvila_edge.export.train.question_probe import HEADS, SLOTS
 from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES
 from nvila_edge.export.train.settings import TrainSettings
@@ -99,16 +99,44 @@ class RegionHeads(torch.nn.Module):
 
 
 def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: torch.Tensor):
-    """One sample -> (inputs_embeds [L, H], positions [L], segment ids [L], targets [L], its visual blocks)."""
+    """One sample -> (inputs_embeds [L, H], positions [L], segment ids [L], targets [L], its visual blocks,
+    attention masks [turns, HEADS, L prefix] or None without region labels)."""
     table = model.llm.model.embed_tokens.weight
     newline = table[tokenizer.newline_id][None]
     blocks, media, lite_tiles = media_blocks(model.config, FeatureEncoder(model, features), sample.media)
     items = [media_item(group, newline, torch.cat) for group in blocks]
     packed = pack(tokenizer, sample, media, lite_tiles)
-    prefix = splice(packed.prefix, {tokenizer.image_token_id, tokenizer.video_token_id}, table, items, torch.cat)
+    media_ids = {tokenizer.image_token_id, tokenizer.video_token_id}
+    prefix = splice(packed.prefix, media_ids, table, items, torch.cat)
     embeds = torch.cat([prefix, *(table[torch.tensor(ids)] for ids in packed.segments)])
     positions, segment_ids, targets = segment_layout(len(prefix), packed)
-    return embeds, positions, segment_ids, targets, [b for group in blocks for b in group]
+    masks = None
+    if sample.region_labels is not None:
+        labels = iter(np.column_stack(pair) for pair in zip(sample.region_labels, sample.token_centres))
+        groups = [[next(labels) for _ in group] for group in blocks]
+        masks = attention_masks(prefix_labels(packed.prefix, media_ids, groups), sample.attention_targets)
+    return embeds, positions, segment_ids, targets, [b for group in blocks for b in group], masks
+
+
+def attention_loss(weights: torch.Tensor, targets: torch.Tensor, masks: list[np.ndarray | None]) -> torch.Tensor:
+    """weights [B, heads, L, L] of the question layer, targets [B, L], per-sample masks [turns, HEADS, P]:
+    mean negative log of the attention mass each supervised head puts on its target tokens, read where each
+    segment's answer starts."""
+    starts = answer_starts(targets)
+    length = weights.shape[-1]
+    rows, goals = [], []
+    for b, mask in enumerate(masks):
+        if mask is None:
+            continue
+        rows.append(weights[b, :HEADS].transpose(0, 1)[starts[b]])  # [turns, HEADS, L]
+        goals.append(torch.from_numpy(np.pad(mask, ((0, 0), (0, 0), (0, length - mask.shape[-1])))))
+    if not rows:
+        return weights.new_zeros(())
+    mass = (torch.cat(rows) * torch.cat(goals)).sum(-1)
+    seen = torch.cat(goals).any(-1)
+    if not seen.any():
+        return weights.new_zeros(())
+    return -torch.log(mass[seen] + 1e-6).mean()
 
 
 def pad_stack(rows: list[torch.Tensor], length: int, value: float = 0) -> torch.Tensor:
@@ -117,24 +145,35 @@ def pad_stack(rows: list[torch.Tensor], length: int, value: float = 0) -> torch.
 
 
 @contextlib.contextmanager
-def layer_outputs(layer: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collects the hidden states [B, L, H] a decoder layer returns while the block runs."""
-    outputs: list[torch.Tensor] = []
-    hook = layer.register_forward_hook(lambda module, args, out: outputs.append(out[0]))
+def layer_outputs(layer: torch.nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """While the block runs, collects what a decoder layer returns ("hidden" [B, L, H]) and its attention
+    weights ("attention" [B, heads, L, L], computed again from the attention's inputs)."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep_hidden(module, args, out):
+        outputs["hidden"] = out[0]
+
+    def keep_attention(module, args, out):
+        outputs["attention"] = module.attention_weights(*args[:5])[0]
+
+    hooks = [layer.register_forward_hook(keep_hidden), layer.self_attn.register_forward_hook(keep_attention)]
     try:
         yield outputs
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
 
 
 def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, samples: list[Sample],
                   question_weight: float = TrainSettings.question_weight,
-                  question_layer: int = TrainSettings.question_layer) -> torch.Tensor:
+                  question_layer: int = TrainSettings.question_layer,
+                  attention_weight: float = TrainSettings.attention_weight) -> torch.Tensor:
     features = model.vision_tower(vision_batch(samples))  # [T_total, g*g, D]
-    seqs, region_losses, offset = [], [], 0
+    seqs, region_losses, masks, offset = [], [], [], 0
     for sample in samples:
         n = sample_tiles(sample)
-        *seq, blocks = sequence(model, tokenizer, sample, features[offset:offset + n])
+        *seq, blocks, mask = sequence(model, tokenizer, sample, features[offset:offset + n])
+        masks.append(mask)
         seqs.append(seq)
         if sample.region_labels is not None:
             region_losses.append(heads.loss(blocks, sample))
@@ -152,7 +191,9 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     if region_losses:
         loss = loss + AUX_WEIGHT * torch.stack(region_losses).mean()
     if question_weight:
-        loss = loss + question_weight * heads.question_loss(probed[0], targets, samples)
+        loss = loss + question_weight * heads.question_loss(probed["hidden"], targets, samples)
+    if attention_weight:
+        loss = loss + attention_weight * attention_loss(probed["attention"], targets, masks)
     return loss
 
 
@@ -202,7 +243,8 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
         samples = [make_sample(config, tokenizer, next(stream)) for _ in range(settings.batch_size)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
-        loss = loss_on_batch(model, heads, tokenizer, samples, settings.question_weight, settings.question_layer)
+        loss = loss_on_batch(model, heads, tokenizer, samples, settings.question_weight, settings.question_layer,
+                            settings.attention_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

@@ -31,6 +31,10 @@ class TrainBuiltinCommand:
                                  "locate the shapes they name (0 turns it off)")
         parser.add_argument("--question-layer", type=int, default=TrainSettings.question_layer, metavar="N",
                             help="decoder layer (from 0) whose output the question probe reads")
+        parser.add_argument("--attention-weight", type=float, default=TrainSettings.attention_weight,
+                            metavar="WEIGHT",
+                            help="weight of the loss that steers that layer's first heads, at each answer, to the "
+                                 "visual tokens of the shapes the question names (0, the default, turns it off)")
         parser.add_argument("--eval-every", type=int, default=TrainSettings.eval_every)
         parser.add_argument("--threads", type=int, default=TrainSettings.threads)
         parser.add_argument("--seed", type=int, default=TrainSettings.seed)
@@ -46,7 +50,8 @@ class TrainBuiltinCommand:
 
         settings = TrainSettings(variant=args.variant, vision=VisionStage(steps=args.vision_steps), steps=args.steps,
                                  batch_size=args.batch_size, lr=args.lr, question_weight=args.question_probe,
-                                 question_layer=args.question_layer, eval_every=args.eval_every,
+                                 question_layer=args.question_layer, attention_weight=args.attention_weight,
+                                 eval_every=args.eval_every,
                                  threads=args.threads, seed=args.seed)
         out = Path(args.out) if args.out else builtin_dir()
         with tempfile.TemporaryDirectory() as work:
