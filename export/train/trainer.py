@@ -145,16 +145,16 @@ def pad_stack(rows: list[torch.Tensor], length: int, value: float = 0) -> torch.
 
 
 @contextlib.contextmanager
-def layer_outputs(layer: torch.nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """While the block runs, collects what a decoder layer returns ("hidden" [B, L, H]) and its attention
-    weights ("attention" [B, heads, L, L], computed again from the attention's inputs)."""
-    outputs: dict[str, torch.Tensor] = {}
+def layer_outputs(layer: torch.nn.Module) -> Iterator[dict]:
+    """While the block runs, collects what a decoder layer returns ("hidden" [B, L, H]) and the inputs of its
+    attention ("attention_inputs"), from which attention_weights computes the weights again when needed."""
+    outputs: dict = {}
 
     def keep_hidden(module, args, out):
         outputs["hidden"] = out[0]
 
     def keep_attention(module, args, out):
-        outputs["attention"] = module.attention_weights(*args[:5])[0]
+        outputs["attention_inputs"] = args[:5]
 
     hooks = [layer.register_forward_hook(keep_hidden), layer.self_attn.register_forward_hook(keep_attention)]
     try:
@@ -183,7 +183,8 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     embeds, positions, segment_ids = (pad_stack([s[i] for s in seqs], length) for i in range(3))  # [B, L, ...]
     targets = pad_stack([s[3] for s in seqs], length, IGNORE)
     llm = model.llm
-    with layer_outputs(llm.model.layers[question_layer]) as probed:
+    layer = llm.model.layers[question_layer]
+    with layer_outputs(layer) as probed:
         hidden, _ = llm.hidden_states(embeds, positions, None, llm.empty_cache(len(seqs)),
                                       bias=packed_bias(segment_ids, lengths))
     logits = F.linear(hidden, llm.lm_head.weight)
@@ -193,7 +194,8 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     if question_weight:
         loss = loss + question_weight * heads.question_loss(probed["hidden"], targets, samples)
     if attention_weight:
-        loss = loss + attention_weight * attention_loss(probed["attention"], targets, masks)
+        weights, _ = layer.self_attn.attention_weights(*probed["attention_inputs"])  # [B, heads, L, L]
+        loss = loss + attention_weight * attention_loss(weights, targets, masks)
     return loss
 
 
