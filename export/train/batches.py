@@ -112,7 +112,7 @@ def attention_masks(labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
         inside = block >= 0
         if want_block != ANY_BLOCK:
             inside &= block == (block.max() if want_block == LAST_BLOCK else want_block)
-        where = inside & ((kind == want_kind) | (want_kind == 0)) & ((color == want_color) | (want_color == 0))
+        where = inside & (kind == want_kind) & (color == want_color)
         if not where.any():
             distance = np.where(inside, np.hypot(labels[:, 3] - x, labels[:, 4] - y), np.inf)
             where[np.argmin(distance)] = True

@@ -98,9 +98,10 @@ class RegionHeads(torch.nn.Module):
         return F.mse_loss(self.question(rows)[seen], goal[seen])
 
 
-def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: torch.Tensor):
+def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: torch.Tensor,
+             with_masks: bool = False):
     """One sample -> (inputs_embeds [L, H], positions [L], segment ids [L], targets [L], its visual blocks,
-    attention masks [turns, HEADS, L prefix] or None without region labels)."""
+    attention masks [turns, HEADS, L prefix], or None unless asked for and the sample has region labels)."""
     table = model.llm.model.embed_tokens.weight
     newline = table[tokenizer.newline_id][None]
     blocks, media, lite_tiles = media_blocks(model.config, FeatureEncoder(model, features), sample.media)
@@ -111,7 +112,7 @@ def sequence(model: NvilaModel, tokenizer: Tokenizer, sample: Sample, features: 
     embeds = torch.cat([prefix, *(table[torch.tensor(ids)] for ids in packed.segments)])
     positions, segment_ids, targets = segment_layout(len(prefix), packed)
     masks = None
-    if sample.region_labels is not None:
+    if with_masks and sample.region_labels is not None:
         labels = iter(np.column_stack(pair) for pair in zip(sample.region_labels, sample.token_centres))
         groups = [[next(labels) for _ in group] for group in blocks]
         masks = attention_masks(prefix_labels(packed.prefix, media_ids, groups), sample.attention_targets)
@@ -172,7 +173,8 @@ def loss_on_batch(model: NvilaModel, heads: RegionHeads, tokenizer: Tokenizer, s
     seqs, region_losses, masks, offset = [], [], [], 0
     for sample in samples:
         n = sample_tiles(sample)
-        *seq, blocks, mask = sequence(model, tokenizer, sample, features[offset:offset + n])
+        *seq, blocks, mask = sequence(model, tokenizer, sample, features[offset:offset + n],
+                                        with_masks=bool(attention_weight))
         masks.append(mask)
         seqs.append(seq)
         if sample.region_labels is not None:
