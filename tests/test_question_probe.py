@@ -83,9 +83,18 @@ def test_position_heads_look_at_the_shapes_in_the_order_the_question_names_them(
     assert [tuple(row[1:3]) for row in target] == [label(square), label(circle)]
 
 
-def test_questions_about_one_shape_leave_the_heads_free():
-    for family, question in [("exists", "Is there a red square?"), ("color", "What colour is the square?"),
-                             ("shape", "Which shape is red?"), ("caption", "Describe the image.")]:
+def test_colour_and_shape_questions_steer_both_heads_to_the_shape_they_name():
+    circle, square = TWO_WIDE.shapes
+    for family, question, shape in [("color", "What colour is the square?", square),
+                                    ("shape", "Which shape is red?", circle),
+                                    ("shape", "What shape is the blue object?", square)]:
+        target = attention_targets(family, question, TWO_WIDE)
+        assert [tuple(row[1:3]) for row in target] == [label(shape)] * 2, question
+
+
+def test_exists_count_and_caption_questions_leave_the_heads_free():
+    for family, question in [("exists", "Is there a red square?"), ("count", "How many shapes are there?"),
+                             ("caption", "Describe the image.")]:
         assert (attention_targets(family, question, TWO_WIDE)[:, 0] == UNSUPERVISED).all(), question
 
 

@@ -14,8 +14,10 @@ families get none (all NaN).
 The same questions also say where the first two heads of that layer should look from that position:
 ``attention_targets`` names, per head, the visual tokens that show one of those shapes, and the trainer
 rewards the attention mass the head puts on them (TrainSettings.attention_weight). The probe alone lifted
-position and motion off chance; steering the attention too took motion to 0.95-1.0 but cost shape
-accuracy, so it is off by default (see the README).
+position and motion off chance. Steering only the questions that compare two shapes took motion to
+0.95-1.0 but left shape questions reading the wrong shape; steering colour and shape questions too, both
+heads on the one shape named, brought shape back to 0.90. The two heads share their keys and values
+(grouped-query attention), so one lookup has to serve every steered family (see the README).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def answer_shapes(family: str, question: str, world: Scene | Clip) -> list[tuple
         return [(0, shape), (LAST_BLOCK, shapes_at(world, world.num_frames - 1)[world.shapes.index(shape)])]
     if family == "position":
         return [(ANY_BLOCK, s) for s in named_in_order(question, world.shapes)]
-    return []  # single-shape answers were learned without either; supervising them cost shape and exists accuracy
+    return []  # probing centres on single-shape questions too cost shape and exists accuracy
 
 
 def probe_target(family: str, question: str, world: Scene | Clip) -> np.ndarray:
@@ -68,12 +70,23 @@ def look_at(block: int, shape: Shape, world: Scene | Clip) -> list[float]:
     return [block, SHAPES.index(shape.kind) + 1, COLOR_INDEX[shape.color], *centre(shape, world)]
 
 
+def looked_at(family: str, question: str, world: Scene | Clip) -> list[tuple[int, Shape]]:
+    """(block, shape) per head: the shapes an answer compares, or for a colour or shape question the one
+    shape it names by kind or colour, for both heads. Existence questions stay free: steering them (head 0
+    to the named kind, head 1 to the named colour) left existence at chance."""
+    if family in ("color", "shape"):
+        words = question.replace("?", " ").split()
+        named = next(s for s in world.shapes if (s.kind if family == "color" else s.color) in words)
+        return [(ANY_BLOCK, named)] * HEADS
+    return answer_shapes(family, question, world)
+
+
 def attention_targets(family: str, question: str, world: Scene | Clip) -> np.ndarray:
     """-> [HEADS, 5] float32 (block, kind, colour, x, y) per head (see look_at): the visual tokens it should
     attend to from the position predicting the first answer token. Block is a media block (image or frame)
     index, ANY_BLOCK or LAST_BLOCK; UNSUPERVISED leaves the head free."""
     target = np.array([NO_TARGET] * HEADS, np.float32)
-    rows = [look_at(block, s, world) for block, s in answer_shapes(family, question, world)][:HEADS]
+    rows = [look_at(block, s, world) for block, s in looked_at(family, question, world)][:HEADS]
     if rows:
         target[:len(rows)] = rows
     return target

@@ -26,7 +26,7 @@ class TrainSettings:
     lr: float = 5e-4
     question_weight: float = 4.0  # of the question probe's squared error (question_probe); 0 turns it off
     question_layer: int = 2  # the decoder layer whose output the probe reads (of 4; the last scored lower)
-    attention_weight: float = 0.0  # of the question layer's attention loss (question_probe); 0 = off, as shipped
+    attention_weight: float = 0.5  # of the question layer's attention loss (question_probe); 0 turns it off
     warmup: int = 100
     eval_every: int = 500
     eval_n: int = 70
