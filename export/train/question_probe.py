@@ -70,7 +70,7 @@ def look_at(block: int, shape: Shape, world: Scene | Clip) -> list[float]:
     return [block, SHAPES.index(shape.kind) + 1, COLOR_INDEX[shape.color], *centre(shape, world)]
 
 
-def looked_at(family: str, question: str, world: Scene | Clip) -> list[tuple[int, Shape]]:
+def steered_shapes(family: str, question: str, world: Scene | Clip) -> list[tuple[int, Shape]]:
     """(block, shape) per head: the shapes an answer compares, or for a colour or shape question the one
     shape it names by kind or colour, for both heads. Existence questions stay free: steering them (head 0
     to the named kind, head 1 to the named colour) left existence at chance."""
@@ -86,7 +86,7 @@ def attention_targets(family: str, question: str, world: Scene | Clip) -> np.nda
     attend to from the position predicting the first answer token. Block is a media block (image or frame)
     index, ANY_BLOCK or LAST_BLOCK; UNSUPERVISED leaves the head free."""
     target = np.array([NO_TARGET] * HEADS, np.float32)
-    rows = [look_at(block, s, world) for block, s in looked_at(family, question, world)][:HEADS]
+    rows = [look_at(block, s, world) for block, s in steered_shapes(family, question, world)][:HEADS]
     if rows:
         target[:len(rows)] = rows
     return target
