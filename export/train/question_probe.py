@@ -74,7 +74,7 @@ def steered_shapes(family: str, question: str, world: Scene | Clip) -> list[tupl
     """(block, shape) per head: the shapes an answer compares, or for a colour or shape question the one
     shape it names by kind or colour, for both heads. Existence questions stay free: steering them (head 0
     to the named kind, head 1 to the named colour) left existence at chance, and the other splits tried
-    lowered both existence and shape (see the README)."""
+    scored lower, each in a single run of a seed-sensitive recipe (see the README)."""
     if family in ("color", "shape"):
         words = question.replace("?", " ").split()
         named = next(s for s in world.shapes if (s.kind if family == "color" else s.color) in words)
