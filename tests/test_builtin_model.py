@@ -18,9 +18,8 @@ from nvila_edge.runtime.world.scene import COLORS, SHAPES, Scene, Shape, render_
 
 EVAL_SEED = 1234  # never used in training (see export/train/trainer.py)
 
-# Hand-placed scenes, none drawn by the training generator. Only questions the shipped weights answer
-# are listed; "What shape is the red object?" in TWO_WIDE is answered "square" today (see the README's
-# per-family accuracy).
+# Hand-placed scenes, none drawn by the training generator. The two shape questions about TWO_WIDE catch a
+# model that answers with the other shape of the scene, the commonest shape-question error (see the README).
 TWO_WIDE = Scene(240, 120, "plain", 7, [Shape("circle", "red", 60, 60, 40), Shape("square", "blue", 180, 64, 40)])
 THREE_SQUARE = Scene(160, 160, "noise", 11, [Shape("star", "yellow", 40, 40, 40),
                                              Shape("triangle", "green", 120, 50, 40),
@@ -29,6 +28,7 @@ ONE_TALL = Scene(96, 200, "stripes", 5, [Shape("triangle", "cyan", 48, 140, 30)]
 FIXED_QUESTIONS = [
     (TWO_WIDE, "What colour is the square?", "blue"),
     (TWO_WIDE, "What shape is the blue object?", "square"),
+    (TWO_WIDE, "What shape is the red object?", "circle"),
     (TWO_WIDE, "Is the red circle left or right of the blue square?", "left"),
     (TWO_WIDE, "How many shapes are there?", "two"),
     (THREE_SQUARE, "What colour is the star?", "yellow"),

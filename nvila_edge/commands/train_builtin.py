@@ -37,7 +37,9 @@ class TrainBuiltinCommand:
                                  "visual tokens of the shapes the question names (default: %(default)s; 0 turns it off)")
         parser.add_argument("--eval-every", type=int, default=TrainSettings.eval_every)
         parser.add_argument("--threads", type=int, default=TrainSettings.threads)
-        parser.add_argument("--seed", type=int, default=TrainSettings.seed)
+        parser.add_argument("--seed", type=int, default=TrainSettings.seed,
+                            help="seeds the initial weights, the vision stage's scenes and the conversations "
+                                 "(default: %(default)s, the shipped weights; other seeds score differently)")
 
     def run(self, args: argparse.Namespace) -> int:
         import json
