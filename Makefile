@@ -14,6 +14,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/nvila-edge demo --max-answers 5
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-slow: $(VENV)/.installed

@@ -77,7 +77,8 @@ def table(model: str, work: Path, recipes: list[str], n: int, seed: int, threads
         base = rows["fp32"]
         for recipe, row in rows.items():
             row["points_vs_fp32"] = round(100 * (row["accuracy"] - base["accuracy"]), 2)
-            row["llm_linear_weights_vs_fp32"] = round(row["llm_linear_weight_bytes"] / base["llm_linear_weight_bytes"], 4)
+            ratio = row["llm_linear_weight_bytes"] / base["llm_linear_weight_bytes"]
+            row["llm_linear_weights_vs_fp32"] = round(ratio, 4)
             row["within_tolerance"] = recipe == "fp32" or row["points_vs_fp32"] >= -TOLERANCE[recipe]
     return {"model": model, "suite": "shapes", "n": n, "seed": seed, "recipes": rows}
 

@@ -29,8 +29,18 @@ from nvila_edge.engines.targets import BACKENDS, TargetRecord, check_recipe
 from nvila_edge.errors import ArtifactError, InputError, UnsupportedError
 from nvila_edge.runtime.backends.trt_api import BACKEND_NAMES
 from nvila_edge.runtime.config import NvilaConfig
-from nvila_edge.runtime.manifest import (MANIFEST, EngineBuild, EngineTarget, GraphSpec, Manifest, OptimizationProfile,
-                                         engine_build, engine_target, read_manifest, sha256_file)
+from nvila_edge.runtime.manifest import (
+    MANIFEST,
+    EngineBuild,
+    EngineTarget,
+    GraphSpec,
+    Manifest,
+    OptimizationProfile,
+    engine_build,
+    engine_target,
+    read_manifest,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_OPTIMIZATION_LEVEL = 3

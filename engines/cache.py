@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.runtime.manifest import GraphSpec, sha256_file

@@ -79,7 +79,8 @@ def parse_version(text: str) -> tuple[int, int]:
 
 
 def parse_target(spec: str) -> CompatTarget:
-    """A TensorRT version ("10.3", "11.4"), a JetPack ("jetpack6", "jetpack7.2") or a device target ("orin-nano-8gb")."""
+    """A TensorRT version ("10.3", "11.4"), a JetPack ("jetpack6", "jetpack7.2") or a device target
+    ("orin-nano-8gb")."""
     from nvila_edge.engines.targets import TARGETS
 
     name = spec.strip().lower()
@@ -201,7 +202,8 @@ class GraphChecker:
             self.report(node, "NonZero has a data-dependent output shape; slow and fragile in TensorRT", "warning")
         elif op == "CumSum" and node.input[1] not in constants:
             self.report(node, "CumSum axis must be a build-time constant in TensorRT")
-        elif op in ("Squeeze", "Unsqueeze") and len(node.input) > 1 and node.input[1] and node.input[1] not in constants:
+        elif (op in ("Squeeze", "Unsqueeze") and len(node.input) > 1 and node.input[1]
+              and node.input[1] not in constants):
             self.report(node, f"{op} axes must be a build-time constant in TensorRT")
 
     def check_qdq(self, node: onnx.NodeProto, constants: dict) -> None:

@@ -14,9 +14,15 @@ from pathlib import Path
 from nvila_edge.atomic import atomic_file
 from nvila_edge.engines.layer_precision import check_layer_precision, engine_layer_types, network_quantized_layers
 from nvila_edge.errors import ArtifactError, NvilaEdgeError, UnsupportedError
-from nvila_edge.runtime.backends.trt_api import (BACKEND_NAMES, import_trt, module_version, network_flags,
-                                                 set_compute_capability, set_optimization_level,
-                                                 targets_compute_capability)
+from nvila_edge.runtime.backends.trt_api import (
+    BACKEND_NAMES,
+    import_trt,
+    module_version,
+    network_flags,
+    set_compute_capability,
+    set_optimization_level,
+    targets_compute_capability,
+)
 from nvila_edge.runtime.manifest import OptimizationProfile
 
 log = logging.getLogger(__name__)

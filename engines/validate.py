@@ -16,8 +16,7 @@ import numpy as np
 
 from nvila_edge.errors import ArtifactError, UnsupportedError
 from nvila_edge.runtime.config import NvilaConfig
-from nvila_edge.runtime.manifest import (MANIFEST, Manifest, engine_build, engine_target, read_manifest,
-                                         sha256_file)
+from nvila_edge.runtime.manifest import MANIFEST, Manifest, engine_build, engine_target, read_manifest, sha256_file
 
 # Largest relative L2 error against the ONNX Runtime reference, per graph precision. FP32 engines may use TF32
 # matmuls; quantized graphs differ from the reference by their kernels' accumulation order and rounding.

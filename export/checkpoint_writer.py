@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -59,7 +59,8 @@ def write_checkpoint(out: Path, config_files: dict[str, dict], tensors: TensorFa
     with torch.device("meta"):
         model = NvilaModel(config)
     top = dict(config_files["config.json"])
-    top.update({"llm_cfg": config_files["llm/config.json"], "vision_tower_cfg": config_files["vision_tower/config.json"],
+    top.update({"llm_cfg": config_files["llm/config.json"],
+                "vision_tower_cfg": config_files["vision_tower/config.json"],
                 "mm_projector_cfg": config_files["mm_projector/config.json"]})
     with atomic_folder(Path(out), replace=replace) as tmp:
         for name, content in config_files.items():

@@ -28,7 +28,15 @@ from nvila_edge.export.quantize.calibration import build_calibration
 from nvila_edge.export.quantize.graph_export import export_graph
 from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE, Recipe, get_recipe
 from nvila_edge.runtime.config import CONFIG_FILES, read_config_files
-from nvila_edge.runtime.manifest import DimRange, GraphSpec, Manifest, TensorSpec, TokenLayout, folder_sha256, sha256_file
+from nvila_edge.runtime.manifest import (
+    DimRange,
+    GraphSpec,
+    Manifest,
+    TensorSpec,
+    TokenLayout,
+    folder_sha256,
+    sha256_file,
+)
 from nvila_edge.runtime.prompt import CHAT_TEMPLATE
 
 log = logging.getLogger(__name__)

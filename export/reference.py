@@ -6,7 +6,7 @@ reference and the runtime differ only in what computes the three graphs.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -20,9 +20,18 @@ from pathlib import Path
 
 from nvila_edge.engines.cache import engine_cache_dir
 from nvila_edge.engines.targets import GIB, TargetRecord
-from nvila_edge.jetson.device import (DeviceInfo, PowerMode, SwapArea, VideoDevice, detect_device,
-                                      is_process_running, list_video_devices, read_meminfo, read_power_mode,
-                                      read_swaps)
+from nvila_edge.jetson.device import (
+    DeviceInfo,
+    PowerMode,
+    SwapArea,
+    VideoDevice,
+    detect_device,
+    is_process_running,
+    list_video_devices,
+    read_meminfo,
+    read_power_mode,
+    read_swaps,
+)
 
 ACTIONS = ("build", "demo", "run")
 # TensorRT keeps the ONNX weights, its network copy and the tactic workspace in memory at once; on a

@@ -15,13 +15,12 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
-
-from nvila_edge.jetson.processes import stop_process
 
 from nvila_edge.jetson.device import read_meminfo
+from nvila_edge.jetson.processes import stop_process
 
 MIB = 2**20
 _TIMESTAMP = re.compile(r"^(\d\d-\d\d-\d{4} \d\d:\d\d:\d\d)\s")
@@ -141,7 +140,7 @@ class TegrastatsMonitor:
         self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
-    def start(self) -> "TegrastatsMonitor":
+    def start(self) -> TegrastatsMonitor:
         self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, args=(self._process.stdout,), name="tegrastats",
@@ -175,7 +174,7 @@ class TegrastatsMonitor:
         if self._reader is not None:
             self._reader.join(timeout=5)
 
-    def __enter__(self) -> "TegrastatsMonitor":
+    def __enter__(self) -> TegrastatsMonitor:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -203,7 +202,7 @@ class Telemetry:
         self.tegrastats = tegrastats
 
     @classmethod
-    def open(cls, root: Path = Path("/"), interval_ms: int = 500) -> "Telemetry":
+    def open(cls, root: Path = Path("/"), interval_ms: int = 500) -> Telemetry:
         """Start ``tegrastats`` when it is on PATH (Jetson); otherwise report from ``/proc`` only."""
         monitor = TegrastatsMonitor(interval_ms).start() if shutil.which("tegrastats") else None
         return cls(root, monitor)
@@ -228,7 +227,7 @@ class Telemetry:
         if self.tegrastats is not None:
             self.tegrastats.stop()
 
-    def __enter__(self) -> "Telemetry":
+    def __enter__(self) -> Telemetry:
         return self
 
     def __exit__(self, *exc) -> None:

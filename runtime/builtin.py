@@ -25,5 +25,6 @@ def resolve_model(spec: str | Path) -> Path:
         return path
     path = Path(spec).expanduser()
     if not path.exists():
-        raise CheckpointError(f"{path}: no such folder (pass an NVILA checkpoint folder, an export folder, or 'builtin')")
+        raise CheckpointError(f"{path}: no such folder "
+                              "(pass an NVILA checkpoint folder, an export folder, or 'builtin')")
     return path

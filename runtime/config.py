@@ -119,21 +119,23 @@ class NvilaConfig:
         return self.vision.num_hidden_layers + self.select_layer + 1
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "NvilaConfig":
+    def from_dir(cls, path: str | Path) -> NvilaConfig:
         return cls.from_files(read_config_files(path), source=str(path))
 
     @classmethod
-    def from_files(cls, files: dict[str, dict], source: str = "config") -> "NvilaConfig":
+    def from_files(cls, files: dict[str, dict], source: str = "config") -> NvilaConfig:
         return parse_config(files, source)
 
 
 def read_config_files(path: str | Path) -> dict[str, dict]:
     root = Path(path)
     if not root.is_dir():
-        raise CheckpointError(f"{root}: not a folder; expected an NVILA checkpoint folder (config.json, llm/, vision_tower/, mm_projector/)")
+        raise CheckpointError(f"{root}: not a folder; expected an NVILA checkpoint folder "
+                              "(config.json, llm/, vision_tower/, mm_projector/)")
     for sub in ("llm", "vision_tower", "mm_projector"):
         if not (root / sub).is_dir():
-            raise CheckpointError(f"{root}: missing subfolder '{sub}/'; an NVILA checkpoint has llm/, vision_tower/ and mm_projector/")
+            raise CheckpointError(f"{root}: missing subfolder '{sub}/'; "
+                                  "an NVILA checkpoint has llm/, vision_tower/ and mm_projector/")
     files = {}
     for name in CONFIG_FILES:
         file = root / name
@@ -244,7 +246,8 @@ def parse_config(files: dict[str, dict], source: str) -> NvilaConfig:
     _require(0 < used <= vision.num_hidden_layers, where, "mm_vision_select_layer", select_layer,
              f"the vision tower has {vision.num_hidden_layers} layers")
     min_tiles, max_tiles = int(top.get("min_tiles", 1)), int(top.get("max_tiles", 12))
-    _require(1 <= min_tiles <= max_tiles, where, "max_tiles", max_tiles, f"needs 1 <= min_tiles ({min_tiles}) <= max_tiles")
+    _require(1 <= min_tiles <= max_tiles, where, "max_tiles", max_tiles,
+             f"needs 1 <= min_tiles ({min_tiles}) <= max_tiles")
     frames = int(top.get("num_video_frames", 8))
     _require(frames > 0, where, "num_video_frames", frames, "must be positive")
     pre = files["vision_tower/preprocessor_config.json"]

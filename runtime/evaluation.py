@@ -6,7 +6,7 @@ numbers of all stages are comparable on the same seed.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 

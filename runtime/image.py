@@ -38,7 +38,8 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         data, name = np.fromfile(path, dtype=np.uint8), str(path)
     bgr = cv2.imdecode(data, DECODE_FLAGS) if data.size else None
     if bgr is None:
-        raise InputError(f"{name}: not a readable image (expected JPEG, PNG, BMP, WebP or another format OpenCV decodes)")
+        raise InputError(f"{name}: not a readable image "
+                         "(expected JPEG, PNG, BMP, WebP or another format OpenCV decodes)")
     return bgr_to_rgb(bgr)
 
 

@@ -116,18 +116,18 @@ class EngineTarget:
     memory: dict[str, int] = field(default_factory=dict)  # the budget estimate the context was chosen with
 
 
-def engine_target(manifest: "Manifest") -> EngineTarget:
+def engine_target(manifest: Manifest) -> EngineTarget:
     if manifest.kind != "engines":
         raise ArtifactError(f"a folder of kind '{manifest.kind}' has no engine target; "
                             "build one with `nvila-edge build`")
     return _build(EngineTarget, manifest.target, "manifest.target")
 
 
-def engine_build(manifest: "Manifest", graph: str) -> EngineBuild:
+def engine_build(manifest: Manifest, graph: str) -> EngineBuild:
     return _build(EngineBuild, manifest.graphs[graph].build, f"manifest.graphs.{graph}.build")
 
 
-def rebuild_command(folder: Path, manifest: "Manifest") -> str:
+def rebuild_command(folder: Path, manifest: Manifest) -> str:
     """The command that rebuilds an engines folder from its export folder on this machine."""
     target = engine_target(manifest)
     return (f"nvila-edge build {manifest.source.get('path', 'EXPORT_DIR')} -o {folder} --target {target.name} "

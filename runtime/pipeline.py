@@ -5,9 +5,9 @@ video questions, streaming tokens. The pipeline never knows which backend runs t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Pipeline:
         self.last: Answer | None = None
 
     @classmethod
-    def open(cls, folder: str | Path, **options) -> "Pipeline":
+    def open(cls, folder: str | Path, **options) -> Pipeline:
         folder = Path(folder)
         return cls(folder, read_manifest(folder), **options)
 

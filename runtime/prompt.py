@@ -6,7 +6,7 @@ template, stored in ``llm/tokenizer_config.json`` for tools that expect one (the
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from nvila_edge.errors import InputError
 from nvila_edge.runtime.tokenizer import ENDOFTEXT, IM_END, IM_START, IMAGE_TOKEN, MEDIA_TOKENS, VIDEO_TOKEN

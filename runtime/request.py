@@ -66,7 +66,8 @@ def tile_request(config: NvilaConfig, request: Request) -> TiledMedia:
     return TiledMedia("images", [tile_image(config, image, single=False) for image in request.images])
 
 
-def media_blocks(config: NvilaConfig, encoder: MediaEncoder, media: TiledMedia) -> tuple[list[list], list[str], int | None]:
+def media_blocks(config: NvilaConfig, encoder: MediaEncoder,
+                 media: TiledMedia) -> tuple[list[list], list[str], int | None]:
     """-> blocks per media token, the media kinds for the prompt, and NVILA-Lite's tile count (or None)."""
     if media.kind == "video":
         return [encoder.encode_frames(media.tiles)], ["video"], None
@@ -78,7 +79,8 @@ def media_blocks(config: NvilaConfig, encoder: MediaEncoder, media: TiledMedia) 
     return [encoder.encode_image(t) for t in media.tiles], ["image"] * len(media.tiles), None
 
 
-def prepare(config: NvilaConfig, tokenizer, encoder: MediaEncoder, newline: np.ndarray, request: Request) -> PreparedPrompt:
+def prepare(config: NvilaConfig, tokenizer, encoder: MediaEncoder, newline: np.ndarray,
+            request: Request) -> PreparedPrompt:
     """``newline`` is the embedding row of "\\n" [1, H] in the embedding table's dtype."""
     blocks, media, lite_tiles = media_blocks(config, encoder, tile_request(config, request))
     text = render_chat(user_content(request.prompt, media, lite_tiles))

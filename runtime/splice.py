@@ -8,7 +8,7 @@ Shared by the PyTorch reference, training and the runtime so all build identical
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

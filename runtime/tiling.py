@@ -89,7 +89,8 @@ def select_grid(width: int, height: int, tile: int, min_tiles: int, max_tiles: i
     """
     grids = candidate_grids(min_tiles, max_tiles)
     if not grids:
-        raise CheckpointError(f"no tile grid has between {min_tiles} and {max_tiles} tiles; raise max_tiles in config.json")
+        raise CheckpointError(f"no tile grid has between {min_tiles} and {max_tiles} tiles; "
+                              "raise max_tiles in config.json")
     aspect = width / height
     best, best_diff = grids[0], float("inf")
     for cols, rows in grids:
@@ -148,7 +149,8 @@ def count_visual_tokens(config: NvilaConfig, width: int, height: int, frames: in
     if frames is not None:
         pool = config.video_pool
         if frames < 1 or frames % pool:
-            raise InputError(f"{frames} frames: this model pools {pool} consecutive frames, so use a positive multiple of {pool}")
+            raise InputError(f"{frames} frames: this model pools {pool} consecutive frames, "
+                             f"so use a positive multiple of {pool}")
         pooled = frames // pool
         return TokenCount("video", frames, pooled * per_tile, pooled * (per_tile + 1), None, None, frames)
     plan = plan_tiles(config, width, height, single)

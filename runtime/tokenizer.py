@@ -8,8 +8,8 @@ tokens), then appends the media tokens at load time exactly as NVILA does: ``<vi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import tokenizers
 from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, processors
@@ -108,7 +108,7 @@ class Tokenizer:
         return index
 
     @classmethod
-    def from_dir(cls, llm_dir: str | Path) -> "Tokenizer":
+    def from_dir(cls, llm_dir: str | Path) -> Tokenizer:
         """``tokenizer.json`` if present, else a Qwen2 ``vocab.json`` + ``merges.txt`` pair."""
         llm_dir = Path(llm_dir)
         if (llm_dir / "tokenizer.json").is_file():

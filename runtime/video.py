@@ -47,7 +47,8 @@ def sample_frames(path: str | Path, num_frames: int, fps: float = 0.0) -> list[n
             raise InputError(f"{path}: the video has no readable frames")
         indices = frame_indices(count, num_frames, fps, capture.get(cv2.CAP_PROP_FPS))
         if not indices:
-            raise InputError(f"{path}: the video reports no frame rate, so it cannot be sampled at fps={fps}; use fps=0")
+            raise InputError(f"{path}: the video reports no frame rate, "
+                             f"so it cannot be sampled at fps={fps}; use fps=0")
         frames = _read_frames(capture, sorted(set(indices)), path)
     finally:
         capture.release()

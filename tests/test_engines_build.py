@@ -24,7 +24,6 @@ from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.world.scene import random_scene, render_scene
 
 
-
 @pytest.fixture(scope="module")
 def export_of(tmp_path_factory):
     """The built-in model exported with a recipe, once per recipe."""

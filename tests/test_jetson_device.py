@@ -4,10 +4,22 @@ from pathlib import Path
 import pytest
 
 from nvila_edge.errors import UnsupportedError
-from nvila_edge.jetson.device import (GIB, DeviceInfo, L4tRelease, detect_device, detect_target, jetpack_for,
-                                      list_video_devices, is_process_running, parse_nv_tegra_release,
-                                      parse_nvpmodel_query, read_meminfo, read_power_mode, read_swaps,
-                                      target_for_device)
+from nvila_edge.jetson.device import (
+    GIB,
+    DeviceInfo,
+    L4tRelease,
+    detect_device,
+    detect_target,
+    is_process_running,
+    jetpack_for,
+    list_video_devices,
+    parse_nv_tegra_release,
+    parse_nvpmodel_query,
+    read_meminfo,
+    read_power_mode,
+    read_swaps,
+    target_for_device,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jetson"
 ROOTS = FIXTURES / "roots"

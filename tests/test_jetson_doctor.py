@@ -10,8 +10,15 @@ from nvila_edge.cli import build_parser
 from nvila_edge.commands.doctor import DoctorCommand
 from nvila_edge.engines.targets import get_target
 from nvila_edge.jetson.device import VideoDevice, detect_target
-from nvila_edge.jetson.doctor import (GIB, ModuleProbe, exit_code, gather_facts, parse_opencv_gstreamer,
-                                      render_table, run_checks)
+from nvila_edge.jetson.doctor import (
+    GIB,
+    ModuleProbe,
+    exit_code,
+    gather_facts,
+    parse_opencv_gstreamer,
+    render_table,
+    run_checks,
+)
 
 ROOTS = Path(__file__).parent / "fixtures" / "jetson" / "roots"
 
@@ -98,7 +105,8 @@ def test_agx_jetpack72_wants_python_312_bindings(tmp_path):
     assert "JetPack 7.2 (TensorRT 10.16, CUDA 13.2)" in checks["device"].detail
     assert checks["power mode"].level == "ok" and "jetson_clocks" in checks["power mode"].detail
     assert checks["memory"].level == "ok" and "2.0 GiB on disk" in checks["memory"].detail
-    no_trt = dataclasses.replace(facts, python=(3, 10, 12), modules={**facts.modules, "tensorrt": ModuleProbe(None, "x")})
+    no_trt = dataclasses.replace(facts, python=(3, 10, 12),
+                                 modules={**facts.modules, "tensorrt": ModuleProbe(None, "x")})
     assert "Python 3.12 only" in _checks(no_trt, "orin-agx-64gb")["tensorrt"].fix
 
 
@@ -191,7 +199,8 @@ def exit_code_expected(out: str) -> int:
 
 
 def test_doctor_command_reads_a_fake_root(tmp_path):
-    code, out = _run_doctor(["--root", str(ROOTS / "orin-nano-8gb-jp62"), "--for", "build", "--cache-dir", str(tmp_path)])
+    root = str(ROOTS / "orin-nano-8gb-jp62")
+    code, out = _run_doctor(["--root", root, "--for", "build", "--cache-dir", str(tmp_path)])
     assert code == 1
     assert "target orin-nano-8gb" in out and "FAIL    memory" in out and "fix: sudo fallocate -l 8G" in out
 

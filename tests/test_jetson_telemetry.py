@@ -5,8 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from nvila_edge.jetson.telemetry import (PowerRail, Telemetry, TegrastatsMonitor, parse_tegrastats_line,
-                                         proc_metrics, read_process_memory, summarize)
+from nvila_edge.jetson.telemetry import (
+    PowerRail,
+    TegrastatsMonitor,
+    Telemetry,
+    parse_tegrastats_line,
+    proc_metrics,
+    read_process_memory,
+    summarize,
+)
 
 TEGRASTATS = Path(__file__).parent / "fixtures" / "jetson" / "tegrastats"
 
@@ -17,7 +24,8 @@ def _lines(name: str) -> list[str]:
 
 def test_jetpack6_orin_8gb_line():
     sample = parse_tegrastats_line(_lines("jp6-orin-8gb.txt")[0])
-    assert (sample.ram_used_mb, sample.ram_total_mb, sample.swap_used_mb, sample.swap_total_mb) == (6982, 7620, 2640, 16384)
+    assert (sample.ram_used_mb, sample.ram_total_mb) == (6982, 7620)
+    assert (sample.swap_used_mb, sample.swap_total_mb) == (2640, 16384)
     assert sample.gpu_load_pct == 84 and sample.gpu_freq_mhz == (713,)
     assert sample.cpu_load_pct == (97, 95, 95, 91, 88, 93)
     assert sample.rails["VDD_IN"] == PowerRail(17946, 15710)
@@ -64,13 +72,15 @@ def test_lines_without_a_sample_are_skipped():
 
 def test_proc_metrics_from_a_fake_root(tmp_path):
     (tmp_path / "proc" / "self").mkdir(parents=True)
-    (tmp_path / "proc" / "meminfo").write_text("MemTotal:        7802736 kB\nMemFree:   100 kB\nMemAvailable:    6245596 kB\n")
+    (tmp_path / "proc" / "meminfo").write_text(
+        "MemTotal:        7802736 kB\nMemFree:   100 kB\nMemAvailable:    6245596 kB\n")
     (tmp_path / "proc" / "self" / "status").write_text("Name:\tpython3\nVmHWM:\t  812000 kB\nVmRSS:\t  650000 kB\n")
     metrics = proc_metrics(tmp_path)
     assert metrics.source == "proc"
     assert metrics.ram_used_mb == pytest.approx((7802736 - 6245596) / 1024)
     assert metrics.ram_total_mb == pytest.approx(7802736 / 1024)
-    assert (metrics.process_rss_mb, metrics.process_peak_rss_mb) == (pytest.approx(650000 / 1024), pytest.approx(812000 / 1024))
+    assert metrics.process_rss_mb == pytest.approx(650000 / 1024)
+    assert metrics.process_peak_rss_mb == pytest.approx(812000 / 1024)
     assert metrics.as_dict()["gpu_load_pct"] is None
     assert read_process_memory(tmp_path, "4242") == (None, None)
 

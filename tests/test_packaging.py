@@ -1,7 +1,8 @@
 """The wheel must carry every module: pyproject's explicit package list against the folders on disk."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

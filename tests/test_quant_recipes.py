@@ -169,7 +169,8 @@ def test_int4_onnx_runtime_matches_the_dequantized_weights(exports, tmp_path):
     rng = np.random.default_rng(0)
     feeds = {"inputs_embeds": rng.standard_normal((1, 9, 128)).astype(np.float16),
              "position_ids": np.arange(9)[None], "attention_mask": np.ones((1, 9), dtype=np.int64)}
-    feeds.update({f"past_{kind}.{i}": np.zeros((1, 0, 2, 32), np.float16) for i in range(2) for kind in ("key", "value")})
+    feeds.update({f"past_{kind}.{i}": np.zeros((1, 0, 2, 32), np.float16)
+                  for i in range(2) for kind in ("key", "value")})
     real = OrtGraph(exports / "int4" / "llm.onnx", threads=1).run(feeds)
     fake = OrtGraph(tmp_path / "fake.onnx", threads=1).run(feeds)
     for name in ("logits", "new_key.1", "new_value.1"):

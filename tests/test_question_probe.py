@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from nvila_edge.export.checkpoint import load_checkpoint
-from nvila_edge.export.train.batches import (IGNORE, answer_starts, attention_masks, make_sample, pack,
-                                             prefix_labels, segment_layout)
+from nvila_edge.export.train.batches import (
+    IGNORE,
+    answer_starts,
+    attention_masks,
+    make_sample,
+    pack,
+    prefix_labels,
+    segment_layout,
+)
 from nvila_edge.export.train.conversations import Conversation, conversation_stream
 from nvila_edge.export.train.question_probe import UNSUPERVISED, attention_targets, probe_target
 from nvila_edge.export.train.region_labels import COLOR_INDEX

@@ -11,8 +11,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nvila_edge.engines.layer_precision import check_layer_precision, engine_layer_types, network_quantized_layers
 from nvila_edge.errors import EngineMismatchError, UnsupportedError
-from nvila_edge.runtime.backends.tensorrt import (ALIGNMENT, DecoderLayout, check_capability, check_release,
-                                                  choose_profile, decoder_bindings)
+from nvila_edge.runtime.backends.tensorrt import (
+    ALIGNMENT,
+    DecoderLayout,
+    check_capability,
+    check_release,
+    choose_profile,
+    decoder_bindings,
+)
 from nvila_edge.runtime.backends.trt_api import TrtVersion, engines_compatible, import_trt, network_flags
 from nvila_edge.runtime.manifest import EngineTarget
 

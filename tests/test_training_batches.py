@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from nvila_edge.export.checkpoint import load_checkpoint
-from nvila_edge.export.train.batches import (IGNORE, make_sample, pack, packed_bias, segment_layout,
-                                             vision_batch)
+from nvila_edge.export.train.batches import IGNORE, make_sample, pack, packed_bias, segment_layout, vision_batch
 from nvila_edge.export.train.conversations import conversation_stream, image_turns, motion_turns
 from nvila_edge.export.train.trainer import FeatureEncoder, RegionHeads, loss_on_batch, sequence
 from nvila_edge.runtime.prompt import render_chat, user_content

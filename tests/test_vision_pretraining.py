@@ -6,8 +6,8 @@ import torch
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.train.builtin_config import builtin_files
 from nvila_edge.export.train.region_labels import COLOR_INDEX, label_map, patch_labels
-from nvila_edge.export.train.trainer import init_weights
 from nvila_edge.export.train.settings import VisionStage
+from nvila_edge.export.train.trainer import init_weights
 from nvila_edge.export.train.vision_pretraining import PatchHeads, patch_batch, pretrain_vision
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.tiling import plan_tiles

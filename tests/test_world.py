@@ -12,10 +12,26 @@ import pytest
 
 from nvila_edge.errors import InputError
 from nvila_edge.runtime.world.clip import MOTIONS, clip_frame, random_clip, render_clip, shapes_at
-from nvila_edge.runtime.world.questions import (CLEAR_SEPARATION, FAMILIES, NUMBER_WORDS, caption_of,
-                                                example_stream, make_example, normalize_answer, pose_question)
-from nvila_edge.runtime.world.scene import (BACKGROUNDS, COLORS, SHAPES, Scene, Shape, random_scene,
-                                            render_background, render_scene)
+from nvila_edge.runtime.world.questions import (
+    CLEAR_SEPARATION,
+    FAMILIES,
+    NUMBER_WORDS,
+    caption_of,
+    example_stream,
+    make_example,
+    normalize_answer,
+    pose_question,
+)
+from nvila_edge.runtime.world.scene import (
+    BACKGROUNDS,
+    COLORS,
+    SHAPES,
+    Scene,
+    Shape,
+    random_scene,
+    render_background,
+    render_scene,
+)
 
 PALETTE = np.array(list(COLORS.values()), dtype=np.float64)
 NAME = re.compile(r"(" + "|".join(COLORS) + r") (" + "|".join(SHAPES) + r")")

@@ -46,7 +46,8 @@ def raster_tokens(tiles: torch.Tensor, r, c, m: int) -> torch.Tensor:
     return tiles.reshape(r, c, m, m, h).permute(0, 2, 1, 3, 4).reshape(r * m * c * m, h)
 
 
-def merge_scales(features: list[torch.Tensor], rows: list[torch.Tensor], cols: list[torch.Tensor], g: int) -> torch.Tensor:
+def merge_scales(features: list[torch.Tensor], rows: list[torch.Tensor], cols: list[torch.Tensor],
+                 g: int) -> torch.Tensor:
     """Per-scale tile features and averaging matrices -> merged tiles [R*C, g*g, D*scales] (input dtype)."""
     maps = []
     for feats, a_rows, a_cols in zip(features, rows, cols):

@@ -28,7 +28,8 @@ from nvila_edge.runtime.config import LlmConfig
 
 PARTS = {"vision": "vision_tower", "projector": "mm_projector", "llm": "llm"}
 # which graphs each precision is implemented (and verified) for
-SUPPORTED = {"fp32": tuple(PARTS), "fp16": tuple(PARTS), "int8": ("vision",), "int4": ("llm",), "fp8": ("vision", "llm")}
+SUPPORTED = {"fp32": tuple(PARTS), "fp16": tuple(PARTS), "int8": ("vision",), "int4": ("llm",),
+             "fp8": ("vision", "llm")}
 QDQ_FP16_OPSET = 19
 CALIBRATION_BATCH = 8
 

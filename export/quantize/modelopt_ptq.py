@@ -39,8 +39,8 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import onnx

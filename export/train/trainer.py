@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -14,16 +14,27 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from nvila_edge.errors import InputError
+from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
 from nvila_edge.export.checkpoint import LoadedCheckpoint
 from nvila_edge.export.checkpoint_writer import random_tensors, write_checkpoint
-from nvila_edge.export.builtin_tokenizer import save_tokenizer, train_tokenizer
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.reference import ReferencePipeline
-from nvila_edge.export.train.batches import (IGNORE, Sample, answer_starts, attention_masks, make_sample, pack,
-                                             packed_bias, prefix_labels, sample_tiles, segment_layout, vision_batch)
+from nvila_edge.export.train.batches import (
+    IGNORE,
+    Sample,
+    answer_starts,
+    attention_masks,
+    make_sample,
+    pack,
+    packed_bias,
+    prefix_labels,
+    sample_tiles,
+    segment_layout,
+    vision_batch,
+)
+from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
 from nvila_edge.export.train.conversations import conversation_stream
 from nvila_edge.export.train.question_probe import HEADS, SLOTS
-from nvila_edge.export.train.builtin_config import VOCAB, builtin_files
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES
 from nvila_edge.export.train.settings import TrainSettings
 from nvila_edge.export.train.vision_pretraining import pretrain_vision

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nvila_edge.errors import UnsupportedError
 from nvila_edge.engines.cache import engine_cache_dir
-from nvila_edge.runtime.manifest import folder_sha256
+from nvila_edge.errors import UnsupportedError
 from nvila_edge.runtime.builtin import resolve_model
-from nvila_edge.runtime.manifest import MANIFEST, read_manifest
+from nvila_edge.runtime.manifest import MANIFEST, folder_sha256, read_manifest
 
 EXPORTS = "exports"  # cache sub-folder of first-use exports
 CPU_BUILDS = "cpu"  # cache sub-folder of the engines folders built from them

@@ -58,7 +58,8 @@ class ModelLoop:
 
     def pick_frames(self, newer_than: int, stop: threading.Event) -> list[Frame]:
         """The newest frame captured after ``newer_than``, or for a video question the last N frames at F fps
-        once the capture has that much history (waiting at most 3x that long: a slow camera still gets answers); [] when the capture is over."""
+        once the capture has that much history (waiting at most 3x that long: a slow camera still gets answers);
+        [] when the capture is over."""
         filling_deadline: float | None = None
         while not stop.is_set():
             newest = self.capture.wait_newer(newer_than, timeout=POLL_S)

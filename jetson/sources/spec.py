@@ -13,8 +13,17 @@ from nvila_edge.errors import SourceError
 
 from .base import Source
 from .folder import ImageFolderSource
-from .gstreamer import (NO_GSTREAMER, csi_pipeline, gstreamer_available, missing_gst_elements,
-                        opencv_backends, pipeline_source, rtsp_decoder, rtsp_pipeline, v4l2_pipeline)
+from .gstreamer import (
+    NO_GSTREAMER,
+    csi_pipeline,
+    gstreamer_available,
+    missing_gst_elements,
+    opencv_backends,
+    pipeline_source,
+    rtsp_decoder,
+    rtsp_pipeline,
+    v4l2_pipeline,
+)
 from .opencv import OpenCVSource
 from .options import SourceOptions
 from .synthetic import ShapesSource

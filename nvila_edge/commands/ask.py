@@ -38,8 +38,8 @@ class AskCommand:
 
         from nvila_edge.export.checkpoint import load_checkpoint
         from nvila_edge.export.reference import ReferencePipeline
-        from nvila_edge.runtime.request import Request
         from nvila_edge.runtime.image import load_image
+        from nvila_edge.runtime.request import Request
         from nvila_edge.runtime.sampling import SamplingParams
         from nvila_edge.runtime.tokenizer import StreamDecoder
         from nvila_edge.runtime.video import sample_frames

@@ -30,7 +30,14 @@ class CheckCommand:
         parser.add_argument("--json", action="store_true", help="print the findings as JSON")
 
     def run(self, args: argparse.Namespace) -> int:
-        from nvila_edge.engines.compat import check_path, errors, findings_json, graph_files, parse_target, summary_lines
+        from nvila_edge.engines.compat import (
+            check_path,
+            errors,
+            findings_json,
+            graph_files,
+            parse_target,
+            summary_lines,
+        )
 
         target = parse_target(args.target)
         findings = check_path(args.path, target)

@@ -34,7 +34,8 @@ class TrainBuiltinCommand:
         parser.add_argument("--attention-weight", type=float, default=TrainSettings.attention_weight,
                             metavar="WEIGHT",
                             help="weight of the loss that steers that layer's first heads, at each answer, to the "
-                                 "visual tokens of the shapes the question names (default: %(default)s; 0 turns it off)")
+                                 "visual tokens of the shapes the question names "
+                                 "(default: %(default)s; 0 turns it off)")
         parser.add_argument("--eval-every", type=int, default=TrainSettings.eval_every)
         parser.add_argument("--threads", type=int, default=TrainSettings.threads)
         parser.add_argument("--seed", type=int, default=TrainSettings.seed,

@@ -19,7 +19,7 @@ class KVCache:
     length: int = 0
 
     @classmethod
-    def allocate(cls, layers: int, context: int, kv_heads: int, head_dim: int, dtype: np.dtype) -> "KVCache":
+    def allocate(cls, layers: int, context: int, kv_heads: int, head_dim: int, dtype: np.dtype) -> KVCache:
         shape = (1, context, kv_heads, head_dim)
         return cls([np.zeros(shape, dtype) for _ in range(layers)], [np.zeros(shape, dtype) for _ in range(layers)])
 

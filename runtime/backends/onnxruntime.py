@@ -53,7 +53,8 @@ class OrtGraph:
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(str(path), session_options(threads, exact_int4), providers=providers(device))
+        options = session_options(threads, exact_int4)
+        self.session = ort.InferenceSession(str(path), options, providers=providers(device))
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_dtypes = {i.name: np.dtype(ORT_TYPES[i.type])
                              for i in self.session.get_inputs() if i.type in ORT_TYPES}

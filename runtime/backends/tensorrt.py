@@ -20,8 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from nvila_edge.errors import EngineMismatchError, InputError, UnsupportedError
-from nvila_edge.runtime.backends.trt_api import (BACKEND_NAMES, engines_compatible, import_trt, module_version,
-                                                 numpy_dtype)
+from nvila_edge.runtime.backends.trt_api import (
+    BACKEND_NAMES,
+    engines_compatible,
+    import_trt,
+    module_version,
+    numpy_dtype,
+)
 from nvila_edge.runtime.manifest import EngineTarget
 
 ALIGNMENT = 256  # bytes; TensorRT's requirement for every tensor address

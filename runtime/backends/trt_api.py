@@ -33,7 +33,7 @@ class TrtVersion:
     build: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "TrtVersion":
+    def parse(cls, text: str) -> TrtVersion:
         """``10.3.0``, ``10.3.0.30``, ``10.14.1.48.post1``, ``1.7.1.116`` -> version; anything else raises."""
         numbers = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
         if not numbers:

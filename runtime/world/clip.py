@@ -14,8 +14,16 @@ from functools import lru_cache
 import numpy as np
 
 from nvila_edge.errors import InputError
-from nvila_edge.runtime.world.scene import (BACKGROUNDS, COLORS, SHAPE_GAP, SHAPES, Shape, draw_shape,
-                                            place_shapes, render_background)
+from nvila_edge.runtime.world.scene import (
+    BACKGROUNDS,
+    COLORS,
+    SHAPE_GAP,
+    SHAPES,
+    Shape,
+    draw_shape,
+    place_shapes,
+    render_background,
+)
 
 MOTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
                                        "still": (0, 0)}

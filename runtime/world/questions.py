@@ -9,8 +9,8 @@ a small closed vocabulary so exact match after ``normalize_answer`` is a fair sc
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
