@@ -16,8 +16,10 @@ import datetime
 import json
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
+from nvila_edge.first_use import demo_model_folder
 from nvila_edge.jetson.demo import AnswerRecord, DemoOptions, run_demo
 from nvila_edge.jetson.demo.terminal import TerminalPrinter
 
@@ -71,7 +73,8 @@ def main() -> int:
     options = DemoOptions(source=args.source, engines=args.engines, model=args.model, prompt=args.prompt,
                           display=False, max_answers=args.warmup + args.answers,
                           max_new_tokens=args.max_new_tokens, threads=args.threads)
-    result = run_demo(options, TerminalPrinter(out=sys.stderr))
+    folder = partial(demo_model_folder, options.engines, options.model, options.cache_dir)
+    result = run_demo(options, TerminalPrinter(out=sys.stderr), model_folder=folder)
     measured = result.records[args.warmup:]
     if not measured:
         print(f"no answers to measure ({result.ended})", file=sys.stderr)

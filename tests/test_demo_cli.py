@@ -20,9 +20,9 @@ import pytest
 
 from nvila_edge.cli import main
 from nvila_edge.errors import CheckpointError
+from nvila_edge.first_use import CachedModel
 from nvila_edge.jetson.demo import read_records
 from nvila_edge.jetson.demo.display import opencv_has_gui
-from nvila_edge.jetson.demo.model_folder import CachedModel
 from nvila_edge.jetson.sources.gstreamer import opencv_backends
 from nvila_edge.runtime.builtin import resolve_model
 from nvila_edge.runtime.manifest import read_manifest

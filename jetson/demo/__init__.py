@@ -1,7 +1,8 @@
 """``nvila-edge demo``: a live camera (or the synthetic ``test://shapes`` one) answered by the model, tokens
 streaming to the terminal and onto an overlay (window or recording), one record per answer.
 
-    result = run_demo(DemoOptions(source="test://shapes", max_answers=3, jsonl=Path("answers.jsonl")))
+    options = DemoOptions(source="test://shapes", max_answers=3, jsonl=Path("answers.jsonl"))
+    result = run_demo(options, model_folder=lambda report: Path("out/engines"))
     result.records[0].frame_to_first_token_ms, result.answers_per_minute
 """
 

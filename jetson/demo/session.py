@@ -1,5 +1,6 @@
-"""One demo run: open the source (a bad one fails here, before any model work), get the model folder, then
-run capture, the model loop and the presenter (window and/or recording) until done or interrupted.
+"""One demo run: open the source (a bad one fails here, before any model work), get the model folder from the
+caller's ``model_folder`` (which may export and build on first use), then run capture, the model loop and the
+presenter (window and/or recording) until done or interrupted.
 
 Threads: capture (sources.CaptureThread) -> newest frame; the model loop in a worker thread; the main
 thread shows and records frames with the overlay, and is where Ctrl-C lands. Whatever ends the run (answer
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from nvila_edge.jetson.telemetry import Telemetry
 from nvila_edge.runtime.pipeline import Pipeline
 
 from .display import Window, choose_display
-from .model_folder import demo_model_folder
 from .model_loop import POLL_S, ModelLoop
 from .options import DemoOptions
 from .overlay import OverlayState, draw_overlay
@@ -30,6 +31,9 @@ from .terminal import TerminalPrinter
 
 RECORD_FPS = 15.0  # when the source does not report its frame rate
 WORKER_STOP_S = 30.0  # an answer stops at its next token; vision encoding cannot be interrupted
+
+# Given a callback that hears progress notes, returns the export or engines folder to open.
+ModelFolder = Callable[[Callable[[str], None]], Path]
 
 
 @dataclass
@@ -44,13 +48,14 @@ class DemoResult:
         return 60.0 * len(self.records) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def run_demo(options: DemoOptions, printer: TerminalPrinter | None = None) -> DemoResult:
+def run_demo(options: DemoOptions, printer: TerminalPrinter | None = None, *,
+             model_folder: ModelFolder) -> DemoResult:
     printer = printer or TerminalPrinter()
     show = choose_display(options.display)
     source = open_source(options.source)
     try:
         printer.note(f"source: {source.name}")
-        folder = demo_model_folder(options.engines, options.model, options.cache_dir, printer.note)
+        folder = model_folder(printer.note)
         pipeline = Pipeline.open(folder, threads=options.threads)
     except BaseException:
         source.close()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from functools import partial
 from pathlib import Path
 
 OPTIONS = ("source", "engines", "model", "prompt", "every", "frames", "fps", "display", "record", "jsonl",
@@ -56,11 +57,13 @@ class DemoCommand:
                             help="CPU threads for ONNX Runtime (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:
+        from nvila_edge.first_use import demo_model_folder
         from nvila_edge.jetson.demo import DemoOptions, run_demo
 
         given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
         options = DemoOptions(**given)
         # `docker stop` sends SIGTERM: stop as cleanly as on Ctrl-C (recording and records finalised).
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        run_demo(options)
+        run_demo(options, model_folder=partial(demo_model_folder, options.engines, options.model,
+                                               options.cache_dir))
         return 0

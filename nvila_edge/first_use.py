@@ -1,7 +1,8 @@
-"""The folder the demo runs: ``--engines DIR`` as given, or a checkpoint (``builtin`` by default) exported once
-and built for the CPU (ONNX Runtime's saved optimized models), both kept in the engine cache under a name
-that carries the checkpoint's content hash, so a changed model is exported again and an unchanged one is
-reused. The build step is ``nvila-edge build --target cpu``'s own, so its engine cache is shared with it.
+"""First use of a checkpoint: the folder the demo runs is ``--engines DIR`` as given, or a checkpoint
+(``builtin`` by default) exported once and built for the CPU (ONNX Runtime's saved optimized models), both kept
+in the engine cache under a name that carries the checkpoint's content hash, so a changed model is exported
+again and an unchanged one is reused. The build step is ``nvila-edge build --target cpu``'s own, so its engine
+cache is shared with it. It lives in ``nvila_edge/``, not ``jetson/``, because it uses every stage.
 """
 
 from __future__ import annotations
