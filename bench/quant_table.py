@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-RECIPES = ("fp32", "fp16", "int8-int4", "int4", "fp8")
-# allowed accuracy drop from fp32, in points
-TOLERANCE = {"fp16": 2.0, "fp8": 2.0, "int4": 3.0, "int8-int4": 3.0}
+from nvila_edge.engines.recipes import GRAPHS, RECIPES
 
 
 def exported_from(model: str, out: Path) -> bool:
@@ -79,7 +77,7 @@ def table(model: str, work: Path, recipes: list[str], n: int, seed: int, threads
             row["points_vs_fp32"] = round(100 * (row["accuracy"] - base["accuracy"]), 2)
             ratio = row["llm_linear_weight_bytes"] / base["llm_linear_weight_bytes"]
             row["llm_linear_weights_vs_fp32"] = round(ratio, 4)
-            row["within_tolerance"] = recipe == "fp32" or row["points_vs_fp32"] >= -TOLERANCE[recipe]
+            row["within_tolerance"] = row["points_vs_fp32"] >= -100 * RECIPES[recipe].accuracy_drop
     return {"model": model, "suite": "shapes", "n": n, "seed": seed, "recipes": rows}
 
 
@@ -87,7 +85,7 @@ def markdown(result: dict) -> str:
     rows = result["recipes"]
     lines = ["| recipe | vision / projector / LLM | accuracy | vs fp32 (points) |", "|---|---|---|---|"]
     for recipe, row in rows.items():
-        graphs = " / ".join(row["graph_precisions"][g] for g in ("vision", "projector", "llm"))
+        graphs = " / ".join(row["graph_precisions"][g] for g in GRAPHS)
         lines.append(f"| `{recipe}` | {graphs} | {row['accuracy']:.3f} | {row.get('points_vs_fp32', 0):+.1f} |")
     lines += ["", "| recipe | vision.onnx | projector.onnx | llm.onnx | embeddings.npy | LLM linear weights vs fp32 |",
               "|---|---|---|---|---|---|"]

@@ -25,8 +25,9 @@ from nvila_edge.atomic import atomic_folder
 from nvila_edge.engines.cache import EngineCache, EngineKey, onnx_fingerprint, remove_stale_partials
 from nvila_edge.engines.memory import MemoryPlan, ModelMemory, choose_context
 from nvila_edge.engines.profiles import context_dims, graph_profiles
-from nvila_edge.engines.targets import BACKENDS, TargetRecord, check_recipe
+from nvila_edge.engines.targets import TargetRecord, check_recipe
 from nvila_edge.errors import ArtifactError, InputError, UnsupportedError
+from nvila_edge.runtime.backends import BACKENDS
 from nvila_edge.runtime.backends.trt_api import BACKEND_NAMES
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.manifest import (

@@ -2,9 +2,8 @@
 
 A record fixes the GPU's compute capability, the memory an engines folder may take (weights + KV cache +
 activations), the backend that builds and runs the engines, and the precision recipes that can run there.
-Recipes: ``fp32`` and ``fp16`` everywhere; ``int4`` = INT4 weight-only LLM (W4A16) with an FP16 vision tower;
-``int8-int4`` = INT8 vision tower + INT4 weight-only LLM; ``fp8`` = FP8 (E4M3) Q/DQ, which needs tensor
-cores of compute capability 8.9 or newer, so Orin (8.7) never gets it.
+Recipes (``engines/recipes.py``): every recipe runs everywhere except ``fp8`` (FP8 E4M3 Q/DQ), which needs
+tensor cores of compute capability 8.9 or newer, so Orin (8.7) never gets it.
 
 Memory budgets are what is left for engines after the OS, the desktop and the demo process (Python,
 OpenCV, camera buffers) on a freshly flashed board; the x86, RTX and CPU records assume a typical machine
@@ -16,15 +15,16 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from nvila_edge.engines.recipes import RECIPES as RECIPE_TABLE
 from nvila_edge.errors import UnsupportedError
+from nvila_edge.runtime.backends import BACKENDS
 
-BACKENDS = ("tensorrt", "tensorrt-rtx", "onnxruntime")
-RECIPES = ("fp32", "fp16", "int4", "int8-int4", "fp8")
+RECIPES = tuple(RECIPE_TABLE)
 FP8_MIN_CAPABILITY = (8, 9)
 GIB = 2**30
 MAX_WORKSPACE = 2 * GIB
 
-ORIN_RECIPES = ("fp32", "fp16", "int4", "int8-int4")
+ORIN_RECIPES = tuple(name for name, recipe in RECIPE_TABLE.items() if "fp8" not in recipe.precisions)
 
 
 @dataclass(frozen=True)

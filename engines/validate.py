@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nvila_edge.engines.recipes import GRAPHS
 from nvila_edge.errors import ArtifactError, UnsupportedError
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.manifest import MANIFEST, Manifest, engine_build, engine_target, read_manifest, sha256_file
@@ -135,7 +136,7 @@ def _precision_checks(manifest: Manifest, runners) -> list[PrecisionCheck]:
     from nvila_edge.engines.layer_precision import check_layer_precision, engine_layer_types
 
     checks = []
-    for name, runner in zip(("vision", "projector", "llm"), runners):
+    for name, runner in zip(GRAPHS, runners):
         expected = engine_build(manifest, name).quantized_layers
         try:
             detail = check_layer_precision(name, expected, engine_layer_types(runner.engine.layer_information()))

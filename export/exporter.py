@@ -1,6 +1,6 @@
 """``nvila-edge export``: checkpoint folder -> export folder (ONNX graphs, embedding table, tokenizer, manifest).
 
-A precision recipe (``export.quantize.recipes``) says what each graph becomes; quantized recipes are
+A precision recipe (``engines.recipes``) says what each graph becomes; quantized recipes are
 calibrated first, on the FP32 model. Every graph passes the ONNX gates and the TensorRT compatibility check
 against the oldest TensorRT the export is meant for. The folder is built under a temporary name and renamed
 at the end, so an interrupted export never leaves a folder that looks complete.
@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.engines.compat import CompatTarget, check_file, errors, parse_target
+from nvila_edge.engines.recipes import DEFAULT_CALIBRATION_SIZE, Recipe, get_recipe
 from nvila_edge.engines.targets import check_recipe, get_target
 from nvila_edge.errors import ArtifactError
 from nvila_edge.export.checkpoint import LoadedCheckpoint, load_checkpoint
@@ -26,7 +27,6 @@ from nvila_edge.export.onnx.graphs import GRAPHS
 from nvila_edge.export.onnx.trace import check_graph
 from nvila_edge.export.quantize.calibration import build_calibration
 from nvila_edge.export.quantize.graph_export import export_graph
-from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE, Recipe, get_recipe
 from nvila_edge.runtime.config import CONFIG_FILES, read_config_files
 from nvila_edge.runtime.manifest import (
     DimRange,

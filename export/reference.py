@@ -18,6 +18,7 @@ from nvila_edge.runtime.generation import Timings, generate
 from nvila_edge.runtime.request import PreparedPrompt, Request, inputs_embeds, prepare
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.tiling import ImageTiles
+from nvila_edge.runtime.tokenizer import stream_text
 
 
 class TorchEncoder:
@@ -72,10 +73,17 @@ class ReferencePipeline:
 
     def generate(self, request: Request, params: SamplingParams = SamplingParams(),
                  timings: Timings | None = None) -> Iterator[int]:
-        """Yield generated token ids (stop token excluded)."""
+        """Yield generated token ids (stop token excluded); afterwards ``self.last_tokens`` holds them."""
         embeds = inputs_embeds(self.prepare(request), self.tokenizer, self.embed_table)
-        yield from generate(self.decoder, embeds, lambda t: self.embed_table[t][None], params,
-                            set(self.tokenizer.eos_token_ids), timings)
+        self.last_tokens: list[int] = []
+        for token in generate(self.decoder, embeds, lambda t: self.embed_table[t][None], params,
+                              set(self.tokenizer.eos_token_ids), timings):
+            self.last_tokens.append(token)
+            yield token
+
+    def stream(self, request: Request, params: SamplingParams = SamplingParams()) -> Iterator[str]:
+        """Text pieces as tokens arrive, exactly as the runtime's ``Pipeline.stream`` yields them."""
+        yield from stream_text(self.generate(request, params), self.tokenizer)
 
     def ask(self, request: Request, params: SamplingParams = SamplingParams()) -> str:
         return self.tokenizer.decode(list(self.generate(request, params)))

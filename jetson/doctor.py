@@ -32,6 +32,8 @@ from nvila_edge.jetson.device import (
     read_power_mode,
     read_swaps,
 )
+from nvila_edge.runtime.backends.trt_api import INSTALL_HINTS as TRT_INSTALL_HINTS
+from nvila_edge.runtime.backends.trt_api import MODULES as TRT_MODULES
 
 ACTIONS = ("build", "demo", "run")
 # TensorRT keeps the ONNX weights, its network copy and the tactic workspace in memory at once; on a
@@ -39,10 +41,9 @@ ACTIONS = ("build", "demo", "run")
 BUILD_MEMORY_GB = 16
 BUILD_DISK_BYTES = 10 * GIB  # ONNX export + engines + timing cache for one model
 RUN_DISK_BYTES = 1 * GIB
-# Import names tried in order for each probed package.
+# Import names tried in order for each probed package; the TensorRT ones are the runtime's own.
 MODULES = {
-    "tensorrt": ("tensorrt",),
-    "tensorrt-rtx": ("tensorrt_rtx",),
+    **TRT_MODULES,
     "cuda-python": ("cuda.bindings.runtime", "cuda.cudart"),
     "pycuda": ("pycuda.driver",),
     "opencv": ("cv2",),
@@ -202,9 +203,9 @@ def check_tensorrt(facts: HostFacts, target: TargetRecord) -> Check:
     if target.default_backend == "tensorrt-rtx":
         probe = facts.modules["tensorrt-rtx"]
         if probe.found:
-            return Check("tensorrt-rtx", f"tensorrt_rtx {_version(probe)}")
-        return Check("tensorrt-rtx", f"tensorrt_rtx not importable ({probe.error})", "fail",
-                     "pip install tensorrt-rtx-cu12-libs tensorrt-rtx-cu12-bindings", ACTIONS)
+            return Check("tensorrt-rtx", f"TensorRT-RTX {_version(probe)}")
+        return Check("tensorrt-rtx", f"TensorRT-RTX not importable ({probe.error})", "fail",
+                     TRT_INSTALL_HINTS["tensorrt-rtx"], ACTIONS)
     probe, dev, jp = facts.modules["tensorrt"], facts.device, facts.device.jetpack
     python = f"{facts.python[0]}.{facts.python[1]}"
     if not probe.found:

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from nvila_edge.errors import EngineMismatchError, InputError
+from nvila_edge.runtime.backends import TENSORRT_BACKENDS
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.generation import Timings, generate
 from nvila_edge.runtime.manifest import EngineTarget, Manifest, engine_target, read_manifest, rebuild_command
 from nvila_edge.runtime.request import Request, inputs_embeds, prepare
 from nvila_edge.runtime.sampling import SamplingParams
-from nvila_edge.runtime.tokenizer import StreamDecoder, Tokenizer
+from nvila_edge.runtime.tokenizer import Tokenizer, stream_text
 from nvila_edge.runtime.visual import GraphEncoder
 
 
@@ -48,7 +49,7 @@ def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: 
         if context > target.max_context:
             raise InputError(f"these engines hold at most {target.max_context} positions; for {context} rebuild "
                              f"with: {rebuild_command(folder, manifest)} --max-context {context}")
-        if target.backend in ("tensorrt", "tensorrt-rtx"):
+        if target.backend in TENSORRT_BACKENDS:
             from nvila_edge.runtime.backends.tensorrt import open_tensorrt_runners
 
             return open_tensorrt_runners(folder, manifest, context)
@@ -114,10 +115,7 @@ class Pipeline:
     def stream(self, request: Request, params: SamplingParams | None = None,
                on_text: Callable[[str], None] | None = None) -> Iterator[str]:
         """Yield text pieces as tokens arrive (never half a UTF-8 character); ``on_text`` sees each piece too."""
-        decoder = StreamDecoder(self.tokenizer)
-        for token in self.generate(request, params):
-            yield from _emit(decoder.feed(token), on_text)
-        yield from _emit(decoder.flush(), on_text)
+        yield from stream_text(self.generate(request, params), self.tokenizer, on_text)
 
     def ask(self, request: Request, params: SamplingParams | None = None) -> Answer:
         for _ in self.generate(request, params):
@@ -128,10 +126,3 @@ class Pipeline:
         from nvila_edge.runtime.evaluation import example_request
 
         return self.ask(example_request(example), SamplingParams(max_new_tokens=32)).text
-
-
-def _emit(piece: str, on_text: Callable[[str], None] | None) -> Iterator[str]:
-    if piece:
-        if on_text:
-            on_text(piece)
-        yield piece

@@ -8,7 +8,7 @@ tokens), then appends the media tokens at load time exactly as NVILA does: ``<vi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import tokenizers
@@ -167,3 +167,19 @@ class StreamDecoder:
         text = self._text(self._prefix)
         self._prefix = self._read = len(self._ids)
         return text[len(done):]
+
+
+def stream_text(token_ids: Iterable[int], tokenizer: Tokenizer,
+                on_text: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Text pieces as the token ids arrive (never half a UTF-8 character); ``on_text`` sees each piece too."""
+    decoder = StreamDecoder(tokenizer)
+    for token in token_ids:
+        yield from _emit(decoder.feed(token), on_text)
+    yield from _emit(decoder.flush(), on_text)
+
+
+def _emit(piece: str, on_text: Callable[[str], None] | None) -> Iterator[str]:
+    if piece:
+        if on_text:
+            on_text(piece)
+        yield piece

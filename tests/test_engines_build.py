@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from nvila_edge.cli import main
+from nvila_edge.engines.recipes import QUANTIZED, RECIPES, get_recipe
 from nvila_edge.errors import ArtifactError, EngineMismatchError, InputError, UnsupportedError
 from nvila_edge.export.exporter import export_checkpoint
-from nvila_edge.export.quantize.recipes import QUANTIZED, get_recipe
 from nvila_edge.runtime.manifest import engine_build, engine_target, read_manifest, sha256_file
 from nvila_edge.runtime.pipeline import Pipeline
 from nvila_edge.runtime.request import Request
@@ -56,7 +56,7 @@ def rtx_engines(export_of, cache, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("recipe", ["fp32", "fp16", "int4", "int8-int4", "fp8"])
+@pytest.mark.parametrize("recipe", list(RECIPES))
 def test_tensorrt_rtx_builds_every_graph_of_the_recipe(recipe, export_of, cache, tmp_path):
     pytest.importorskip("tensorrt_rtx_bindings", reason="needs the tensorrt-rtx extra")
     out = tmp_path / "engines"

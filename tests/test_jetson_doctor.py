@@ -194,6 +194,20 @@ def test_doctor_command_on_this_machine(tmp_path):
     assert code == 1 and "FAIL    device" in out
 
 
+def test_rtx_target_finds_tensorrt_rtx_wherever_the_build_does(tmp_path):
+    """doctor probes the same import names the builder and the runtime import."""
+    from nvila_edge.errors import UnsupportedError
+    from nvila_edge.runtime.backends.trt_api import import_trt
+
+    try:
+        import_trt("tensorrt-rtx")
+    except UnsupportedError:
+        pytest.skip("needs the tensorrt-rtx extra")
+    code, out = _run_doctor(["--target", "rtx", "--for", "build", "--cache-dir", str(tmp_path)])
+    assert "ok      tensorrt-rtx   TensorRT-RTX 1." in out, out
+    assert "FAIL    tensorrt-rtx" not in out
+
+
 def exit_code_expected(out: str) -> int:
     return int(any(line.startswith("FAIL") for line in out.splitlines()))
 

@@ -12,10 +12,10 @@ from onnx import TensorProto, numpy_helper
 
 from nvila_edge.cli import main
 from nvila_edge.engines.compat import check_path, errors, parse_target
+from nvila_edge.engines.recipes import RECIPES
 from nvila_edge.errors import UnsupportedError
 from nvila_edge.export.exporter import export_checkpoint
 from nvila_edge.export.quantize.footprint import linear_weight_bytes
-from nvila_edge.export.quantize.recipes import RECIPES
 from nvila_edge.runtime.backends.onnxruntime import OrtGraph
 from nvila_edge.runtime.evaluation import example_request
 from nvila_edge.runtime.manifest import read_manifest

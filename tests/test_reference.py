@@ -77,3 +77,15 @@ def test_context_overflow_names_both_numbers(reference):
             list(reference.generate(Request("Describe.", video=frames), PARAMS))
     finally:
         reference.decoder.context = reference.config.model_max_length
+
+
+def test_ask_prints_the_streamed_answer_and_its_token_count(tiny_checkpoint, capsys):
+    from nvila_edge.cli import main
+
+    assert main(["ask", str(tiny_checkpoint), "--scene", "7", "--max-new-tokens", "8"]) == 0
+    out, err = capsys.readouterr()
+    reference = ReferencePipeline(load_checkpoint(tiny_checkpoint))
+    image = render_scene(random_scene(np.random.default_rng(7)))
+    tokens = list(reference.generate(Request("Describe the image.", images=[image]), PARAMS))
+    assert out == reference.tokenizer.decode(tokens) + "\n"
+    assert f"[{len(tokens)} tokens in " in err

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nvila_edge.engines.recipes import DEFAULT_CALIBRATION_SIZE
 from nvila_edge.errors import InputError
 from nvila_edge.export.checkpoint import LoadedCheckpoint
-from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE
 from nvila_edge.export.reference import ReferencePipeline
 from nvila_edge.runtime.evaluation import example_request
 from nvila_edge.runtime.image import load_image

@@ -41,7 +41,6 @@ class AskCommand:
         from nvila_edge.runtime.image import load_image
         from nvila_edge.runtime.request import Request
         from nvila_edge.runtime.sampling import SamplingParams
-        from nvila_edge.runtime.tokenizer import StreamDecoder
         from nvila_edge.runtime.video import sample_frames
         from nvila_edge.runtime.world.scene import random_scene, render_scene
 
@@ -57,12 +56,10 @@ class AskCommand:
             request.images = [load_image(path) for path in args.image]
         params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, args.seed)
         pipeline = ReferencePipeline(ckpt)
-        decoder = StreamDecoder(ckpt.tokenizer)
         start = time.perf_counter()
-        count = 0
-        for token in pipeline.generate(request, params):
-            count += 1
-            print(decoder.feed(token), end="", flush=True)
-        print(decoder.flush())
-        print(f"[{count} tokens in {time.perf_counter() - start:.2f} s, reference PyTorch fp32]", file=sys.stderr)
+        for piece in pipeline.stream(request, params):
+            print(piece, end="", flush=True)
+        print()
+        print(f"[{len(pipeline.last_tokens)} tokens in {time.perf_counter() - start:.2f} s, reference PyTorch fp32]",
+              file=sys.stderr)
         return 0

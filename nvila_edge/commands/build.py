@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import argparse
 
-from nvila_edge.engines.targets import BACKENDS, TARGETS
+from nvila_edge.engines.targets import TARGETS
+from nvila_edge.runtime.backends import BACKENDS
 
 
 class BuildCommand:

@@ -25,7 +25,7 @@ class ExportCommand:
     help = "export a checkpoint to ONNX + manifest, optionally quantized (needs the export extra)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nvila_edge.export.quantize.recipes import DEFAULT_CALIBRATION_SIZE, RECIPES
+        from nvila_edge.engines.recipes import DEFAULT_CALIBRATION_SIZE, RECIPES
 
         recipes = "\n".join(f"  {r.name:<10} {r.summary}" for r in RECIPES.values())
         parser.epilog = (f"precision recipes (--precision):\n{recipes}\nThe embedding table and the projector stay "

@@ -7,4 +7,5 @@
 
 from __future__ import annotations
 
-BACKENDS = ("onnxruntime", "tensorrt", "tensorrt-rtx")
+TENSORRT_BACKENDS = ("tensorrt", "tensorrt-rtx")
+BACKENDS = ("onnxruntime", *TENSORRT_BACKENDS)

@@ -1,4 +1,7 @@
-"""Precision recipes: what each graph of an export becomes, and the oldest TensorRT the result must parse.
+"""Precision recipes: what each graph of an export becomes, the oldest TensorRT the result must parse, and
+how much accuracy the recipe may lose against ``fp32``. The one table of recipes: the export applies them,
+the build targets list the ones their GPU can run, the accuracy test and ``bench/quant_table.py`` hold each
+to its tolerance.
 
 Graph precisions: ``fp32`` and ``fp16`` (plain float graphs), ``int8`` (SmoothQuant W8A8, explicit Q/DQ,
 FP16 elsewhere), ``int4`` (AWQ weight-only W4A16: INT4 weights behind blocked DequantizeLinear, FP16
@@ -24,14 +27,19 @@ class Recipe:
     projector: str
     llm: str
     trt_floor: str  # the oldest TensorRT the recipe is meant for; every export is checked against it
+    accuracy_drop: float  # at most this much below fp32's accuracy on the shapes suite (0.02 = 2 points)
     summary: str
 
     def precision_of(self, graph: str) -> str:
         return getattr(self, graph)
 
     @property
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(self.precision_of(g) for g in GRAPHS)
+
+    @property
     def needs_calibration(self) -> bool:
-        return any(self.precision_of(g) in QUANTIZED for g in GRAPHS)
+        return any(p in QUANTIZED for p in self.precisions)
 
     @property
     def float_dtype(self) -> str:
@@ -42,14 +50,14 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("fp32", "fp32", "fp32", "fp32", "10.3", "all graphs FP32 (the CPU reference; not for devices)"),
-        Recipe("fp16", "fp16", "fp16", "fp16", "10.3", "all graphs FP16"),
-        Recipe("int4", "fp16", "fp16", "int4", "10.3",
+        Recipe("fp32", "fp32", "fp32", "fp32", "10.3", 0.0, "all graphs FP32 (the CPU reference; not for devices)"),
+        Recipe("fp16", "fp16", "fp16", "fp16", "10.3", 0.02, "all graphs FP16"),
+        Recipe("int4", "fp16", "fp16", "int4", "10.3", 0.03,
                "LLM INT4-AWQ weight-only (symmetric, block 128), vision + projector FP16; the Orin default"),
-        Recipe("int8-int4", "int8", "fp16", "int4", "10.3",
+        Recipe("int8-int4", "int8", "fp16", "int4", "10.3", 0.03,
                "vision INT8 SmoothQuant (Q/DQ) + LLM INT4-AWQ, projector FP16"),
         # FP8 needs compute capability 8.9+: Thor (JetPack 7.0 = TensorRT 10.13 is its oldest), Ada, Hopper.
-        Recipe("fp8", "fp8", "fp16", "fp8", "10.13",
+        Recipe("fp8", "fp8", "fp16", "fp8", "10.13", 0.02,
                "vision + LLM FP8 E4M3 Q/DQ, projector FP16; Thor, Ada and Hopper only (not Orin)"),
     )
 }
