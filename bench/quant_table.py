@@ -3,7 +3,7 @@
 Each recipe is exported (``nvila-edge export MODEL --precision R``) and scored on the ``shapes`` suite
 exactly as ``nvila-edge eval EXPORT_DIR --n N --seed S`` does, with the same seed for all. Sizes are the
 files of each export folder and the bytes of the LLM's linear-layer weights (lm_head aside), compared with
-FP32. Prints one JSON document; ``--markdown FILE`` also writes the README tables. Needs the export extra.
+FP32. Prints one JSON document; ``--markdown FILE`` also writes the tables of docs/recipes.md. Needs the export extra.
 
     nice -n 19 python bench/quant_table.py builtin --work out/quant --n 200 --seed 1234 --markdown out/quant/table.md
 """
@@ -107,7 +107,8 @@ def main() -> None:
     parser.add_argument("--calib-size", type=int, default=32)
     parser.add_argument("--rebuild", action="store_true",
                         help="re-export folders that already hold an export of this model")
-    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE", help="also write the README tables here")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
+                        help="also write the tables of docs/recipes.md here")
     args = parser.parse_args()
     result = table(args.model, args.work, args.recipes.split(","), args.n, args.seed, args.threads, args.calib_size,
                    args.rebuild)

@@ -19,7 +19,7 @@ from nvila_edge.runtime.world.scene import COLORS, SHAPES, Scene, Shape, render_
 EVAL_SEED = 1234  # never used in training (see export/train/trainer.py)
 
 # Hand-placed scenes, none drawn by the training generator. The two shape questions about TWO_WIDE catch a
-# model that answers with the other shape of the scene, the commonest shape-question error (see the README).
+# model that answers with the other shape of the scene, the commonest shape-question error (docs/builtin-model.md).
 TWO_WIDE = Scene(240, 120, "plain", 7, [Shape("circle", "red", 60, 60, 40), Shape("square", "blue", 180, 64, 40)])
 THREE_SQUARE = Scene(160, 160, "noise", 11, [Shape("star", "yellow", 40, 40, 40),
                                              Shape("triangle", "green", 120, 50, 40),

@@ -17,7 +17,7 @@ rewards the attention mass the head puts on them (TrainSettings.attention_weight
 position and motion off chance. Steering only the questions that compare two shapes took motion to
 0.95-1.0 but left shape questions reading the wrong shape; steering colour and shape questions too, both
 heads on the one shape named, brought shape back to 0.90. The two heads share their keys and values
-(grouped-query attention), so one lookup has to serve every steered family (see the README).
+(grouped-query attention), so one lookup has to serve every steered family (see docs/builtin-model.md).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def steered_shapes(family: str, question: str, world: Scene | Clip) -> list[tupl
     """(block, shape) per head: the shapes an answer compares, or for a colour or shape question the one
     shape it names by kind or colour, for both heads. Existence questions stay free: steering them (head 0
     to the named kind, head 1 to the named colour) left existence at chance, and the other splits tried
-    scored lower, each in a single run of a seed-sensitive recipe (see the README)."""
+    scored lower, each in a single run of a seed-sensitive recipe (see docs/builtin-model.md)."""
     if family in ("color", "shape"):
         words = question.replace("?", " ").split()
         named = next(s for s in world.shapes if (s.kind if family == "color" else s.color) in words)

@@ -31,4 +31,4 @@ class TrainSettings:
     eval_every: int = 500
     eval_n: int = 70
     threads: int = 2
-    seed: int = 1  # the recipe's spread over seeds is wide (see the README); this one is shipped
+    seed: int = 1  # the recipe's spread over seeds is wide (see docs/builtin-model.md); this one is shipped
