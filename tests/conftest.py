@@ -1,9 +1,14 @@
-"""Shared fixtures: small random checkpoints in the published layout, written once per test session."""
+"""Shared fixtures: small random checkpoints in the published layout, written once per test session.
+
+torch is imported only where needed: the files listed in ``torch_free.txt`` also run in venvs that have just
+the ``runtime`` and ``jetson`` extras (Python 3.10 and 3.12 in CI).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
-import torch
 
 
 @pytest.fixture(scope="session")
@@ -22,4 +27,7 @@ def tiny_lite_checkpoint(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def _two_threads():
-    torch.set_num_threads(2)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(2)

@@ -1,8 +1,12 @@
 """The wheel must carry every module: pyproject's explicit package list against the folders on disk."""
 
+import sys
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (JetPack 6) has no tomllib
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
