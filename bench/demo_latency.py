@@ -3,7 +3,8 @@ answers a minute the demo gives, with the built-in model watching the live synth
 
 This is ``nvila-edge demo`` itself (capture thread, model loop, overlay state, records), run headless for
 ``--answers`` answers; the first ``--warmup`` answers (ONNX Runtime's first runs) are left out of the
-figures. The demo's own output goes to stderr; the figures go to stdout.
+figures, which come from the demo's own JSONL records. The demo's own output goes to stderr; the figures go
+to stdout.
 
     nice -n 19 python bench/demo_latency.py --answers 20 --threads 2
     nice -n 19 python bench/demo_latency.py --engines out/engines --source /dev/video0 --json
@@ -16,11 +17,12 @@ import datetime
 import json
 import statistics
 import sys
+import tempfile
 from functools import partial
 from pathlib import Path
 
 from nvila_edge.first_use import demo_model_folder
-from nvila_edge.jetson.demo import AnswerRecord, DemoOptions, run_demo
+from nvila_edge.jetson.demo import AnswerRecord, DemoOptions, read_records, run_demo
 from nvila_edge.jetson.demo.terminal import TerminalPrinter
 
 
@@ -70,12 +72,14 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
 
-    options = DemoOptions(source=args.source, engines=args.engines, model=args.model, prompt=args.prompt,
-                          display=False, max_answers=args.warmup + args.answers,
-                          max_new_tokens=args.max_new_tokens, threads=args.threads)
-    folder = partial(demo_model_folder, options.engines, options.model, options.cache_dir)
-    result = run_demo(options, TerminalPrinter(out=sys.stderr), model_folder=folder)
-    measured = result.records[args.warmup:]
+    with tempfile.TemporaryDirectory() as scratch:
+        jsonl = Path(scratch) / "answers.jsonl"
+        options = DemoOptions(source=args.source, engines=args.engines, model=args.model, prompt=args.prompt,
+                              display=False, max_answers=args.warmup + args.answers, jsonl=jsonl,
+                              max_new_tokens=args.max_new_tokens, threads=args.threads)
+        folder = partial(demo_model_folder, options.engines, options.model, options.cache_dir)
+        result = run_demo(options, TerminalPrinter(out=sys.stderr), model_folder=folder)
+        measured = read_records(jsonl)[args.warmup:]
     if not measured:
         print(f"no answers to measure ({result.ended})", file=sys.stderr)
         return 1

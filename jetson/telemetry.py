@@ -204,7 +204,8 @@ class Telemetry:
     @classmethod
     def open(cls, root: Path = Path("/"), interval_ms: int = 500) -> Telemetry:
         """Start ``tegrastats`` when it is on PATH (Jetson); otherwise report from ``/proc`` only."""
-        monitor = TegrastatsMonitor(interval_ms).start() if shutil.which("tegrastats") else None
+        # snapshot() reads only the latest sample: keeping one holds the memory flat in a months-long demo
+        monitor = TegrastatsMonitor(interval_ms, keep=1).start() if shutil.which("tegrastats") else None
         return cls(root, monitor)
 
     def snapshot(self) -> Metrics:

@@ -4,6 +4,8 @@ The built-in model's test checks what the answers say; the random tiny model's t
 (records, timings, recording, caching, errors, Ctrl-C).
 """
 
+import gc
+import io
 import os
 import re
 import shlex
@@ -21,10 +23,13 @@ import pytest
 from nvila_edge.cli import main
 from nvila_edge.errors import CheckpointError
 from nvila_edge.first_use import CachedModel
-from nvila_edge.jetson.demo import read_records
+from nvila_edge.jetson.demo import AnswerRecord, DemoOptions, read_records, run_demo
 from nvila_edge.jetson.demo.display import opencv_has_gui
+from nvila_edge.jetson.demo.result import RECENT_ANSWERS
+from nvila_edge.jetson.demo.terminal import TerminalPrinter
 from nvila_edge.jetson.sources.gstreamer import opencv_backends
 from nvila_edge.runtime.builtin import resolve_model
+from nvila_edge.runtime.latency_histogram import BUCKETS
 from nvila_edge.runtime.manifest import read_manifest
 from nvila_edge.runtime.world.clip import clip_frame, random_clip
 from nvila_edge.runtime.world.scene import COLORS, SHAPES
@@ -168,12 +173,18 @@ def test_a_stream_that_drops_is_reopened_while_answers_go_on(tiny_export, tmp_pa
     assert len(records) == 4 and records[-1].frame_index >= 10  # a frame from the reopened stream
 
 
+SUMMARY = re.compile(r"^(\d+) answers in ([\d.]+) s \(([\d.]+) per minute\); "
+                     r"frame->first token p50 (\d+) / p90 (\d+) / max (\d+) ms; "
+                     r"TTFT p50 (\d+) / p90 (\d+) / max (\d+) ms \((\w+)\)$", re.MULTILINE)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_cleanly_with_finished_files(tiny_export, tmp_path, stop_signal):
     video, jsonl = tmp_path / "demo.mp4", tmp_path / "answers.jsonl"
     command = [sys.executable, "-m", "nvila_edge", "demo", "--engines", str(tiny_export), "--source", SMALL,
                "--every", "0.2", "--record", str(video), "--jsonl", str(jsonl), *FAST]
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        started = time.monotonic()
         # Background jobs may inherit an ignored SIGINT; a terminal's Ctrl-C reaches a default handler.
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env={**os.environ, "OMP_NUM_THREADS": "1"},
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -184,12 +195,47 @@ def test_interrupt_stops_cleanly_with_finished_files(tiny_export, tmp_path, stop
         process.send_signal(stop_signal)
         code = process.wait(timeout=30)
     err = (tmp_path / "stderr").read_text()
-    assert code in (0, 130) and "Traceback" not in err, err
+    assert code == 130 and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl", "demo.mp4", "stderr", "stdout"]
+    assert jsonl.read_text().endswith("\n")  # whole lines only: the JSONL was closed after its last record
     records = read_records(jsonl)
     assert len(records) >= 2 and [r.index for r in records] == list(range(1, len(records) + 1))
     capture = cv2.VideoCapture(str(video))
     assert capture.isOpened() and capture.read()[0] and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) > 0
+    # The complete summary, from the model loop's real start and end, whichever signal stopped it.
+    (summary,) = SUMMARY.findall(err)
+    answers, elapsed_s, per_minute = int(summary[0]), float(summary[1]), float(summary[2])
+    latency = [int(v) for v in summary[3:6]]
+    ttft = [int(v) for v in summary[6:9]]
+    assert answers == len(records)
+    assert 0.2 * (answers - 1) + records[-1].answer_ms / 1000 <= elapsed_s < time.monotonic() - started
+    assert per_minute == pytest.approx(60 * answers / elapsed_s, rel=0.02, abs=0.1)
+    assert latency[0] <= latency[1] <= latency[2] == round(max(r.frame_to_first_token_ms for r in records))
+    assert ttft[0] <= ttft[1] <= ttft[2] == round(max(r.ttft_ms for r in records))
+    assert summary[9] == {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[stop_signal]
+
+
+def test_the_session_holds_a_bounded_number_of_records(tiny_export, tmp_path):
+    """Hundreds of answers leave the same few records in memory as a handful would: the summary comes from
+    running counts and histograms, the full history is in the JSONL file."""
+    answers = 300
+    jsonl = tmp_path / "answers.jsonl"
+    options = DemoOptions(engines=tiny_export, source="test://shapes?width=64&height=48&fps=0", display=False,
+                          max_answers=answers, max_new_tokens=2, threads=1, jsonl=jsonl)
+    result = run_demo(options, TerminalPrinter(out=io.StringIO(), err=io.StringIO()),
+                      model_folder=lambda report: tiny_export)
+    gc.collect()
+    held = [obj for obj in gc.get_objects() if isinstance(obj, AnswerRecord)]
+    assert result.answers == answers and result.ended == "max answers"
+    assert len(held) == RECENT_ANSWERS < answers  # every record alive is one of the recent ones
+    assert [r.index for r in result.recent] == list(range(answers - RECENT_ANSWERS + 1, answers + 1))
+    assert result.frame_to_first_token_ms.count == result.ttft_ms.count == answers
+    assert sum(result.ttft_ms.buckets.values()) == answers and len(result.ttft_ms.buckets) <= BUCKETS
+    records = read_records(jsonl)
+    assert len(records) == answers
+    assert result.frame_to_first_token_ms.max == max(r.frame_to_first_token_ms for r in records)
+    assert result.ttft_ms.quantile(0.5) == pytest.approx(np.median([r.ttft_ms for r in records]), rel=0.03)
+    assert result.answers_per_minute == pytest.approx(60 * answers / result.elapsed_s)
 
 
 def test_builtin_model_describes_the_shapes_it_sees(tmp_path, capsys, monkeypatch):

@@ -3,12 +3,13 @@ streaming to the terminal and onto an overlay (window or recording), one record 
 
     options = DemoOptions(source="test://shapes", max_answers=3, jsonl=Path("answers.jsonl"))
     result = run_demo(options, model_folder=lambda report: Path("out/engines"))
-    result.records[0].frame_to_first_token_ms, result.answers_per_minute
+    result.answers, result.frame_to_first_token_ms.quantile(0.9), result.answers_per_minute, result.recent[-1]
 """
 
 from .options import DEFAULT_PROMPT, DEFAULT_SOURCE, DemoOptions
 from .records import AnswerRecord, JsonlWriter, read_records
-from .session import DemoResult, run_demo
+from .result import DemoResult
+from .session import run_demo
 
-__all__ = ["AnswerRecord", "DEFAULT_PROMPT", "DEFAULT_SOURCE", "DemoOptions", "DemoResult", "JsonlWriter",
+__all__ = ["DEFAULT_PROMPT", "DEFAULT_SOURCE", "AnswerRecord", "DemoOptions", "DemoResult", "JsonlWriter",
            "read_records", "run_demo"]

@@ -3,17 +3,18 @@ caller's ``model_folder`` (which may export and build on first use), then run ca
 presenter (window and/or recording) until done or interrupted.
 
 Threads: capture (sources.CaptureThread) -> newest frame; the model loop in a worker thread; the main
-thread shows and records frames with the overlay, and is where Ctrl-C lands. Whatever ends the run (answer
-limit, end of a file, q in the window, Ctrl-C, an error), the recording is finalised and the JSONL closed.
+thread shows and records frames with the overlay, and is where Ctrl-C and SIGTERM land. Whatever ends the run
+(answer limit, end of a file, q in the window, Ctrl-C, SIGTERM, an error), the recording is finalised, the
+JSONL closed and the summary printed. Nothing the session keeps grows with the number of answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from nvila_edge.errors import SourceError
@@ -27,25 +28,15 @@ from .options import DemoOptions
 from .overlay import OverlayState, draw_overlay
 from .recorder import VideoRecorder
 from .records import AnswerRecord, JsonlWriter
+from .result import DemoResult
 from .terminal import TerminalPrinter
 
 RECORD_FPS = 15.0  # when the source does not report its frame rate
 WORKER_STOP_S = 30.0  # an answer stops at its next token; vision encoding cannot be interrupted
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # -> how the run ended
 
 # Given a callback that hears progress notes, returns the export or engines folder to open.
 ModelFolder = Callable[[Callable[[str], None]], Path]
-
-
-@dataclass
-class DemoResult:
-    records: list[AnswerRecord] = field(default_factory=list)
-    elapsed_s: float = 0.0  # from the start of the model loop to its end
-    ended: str = ""  # "max answers", "source ended", "window closed", "stopped", "interrupted"
-    recording: Path | None = None
-
-    @property
-    def answers_per_minute(self) -> float:
-        return 60.0 * len(self.records) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 def run_demo(options: DemoOptions, printer: TerminalPrinter | None = None, *,
@@ -81,11 +72,15 @@ class DemoSession:
 
     def run(self) -> DemoResult:
         try:
-            self._run_threads()
+            with stop_on_signals(self._stop_by_signal):
+                self._run_threads()
         except KeyboardInterrupt:
-            self.result.ended = "interrupted"
+            self.result.ended = self.result.ended if self.result.ended in STOP_SIGNALS.values() else "interrupted"
             self._report()
             raise
+        if self.result.ended in STOP_SIGNALS.values():
+            self._report()
+            raise KeyboardInterrupt  # the caller sees the same as for an interrupted run: the CLI exits 130
         if self._error is not None:
             raise self._error
         status = self.capture.status
@@ -94,8 +89,12 @@ class DemoSession:
         self._report()
         return self.result
 
+    def _stop_by_signal(self, ended: str) -> None:
+        self.result.ended = ended
+        self.stop.set()
+
     def _report(self) -> None:
-        self.printer.summary(self.result.records, self.result.elapsed_s, self.result.ended)
+        self.printer.summary(self.result)
         if self.result.recording:
             self.printer.note(f"recording: {self.result.recording}")
 
@@ -109,7 +108,7 @@ class DemoSession:
             stack.enter_context(self.capture)
 
             def keep(record: AnswerRecord) -> None:
-                self.result.records.append(record)
+                self.result.add(record)
                 if jsonl is not None:
                     jsonl.write(record)
 
@@ -138,14 +137,14 @@ class DemoSession:
         return window
 
     def _run_loop(self, loop: ModelLoop) -> None:
-        start = time.monotonic()
+        self.result.started = time.monotonic()
         try:
             ended = loop.run(self.stop)
             self.result.ended = self.result.ended or ended
         except BaseException as err:  # handed to the main thread, which raises it after cleaning up
             self._error = err
         finally:
-            self.result.elapsed_s = time.monotonic() - start
+            self.result.finished = time.monotonic()
 
     def _stop_worker(self, worker: threading.Thread) -> None:
         self.stop.set()
@@ -173,3 +172,33 @@ class DemoSession:
             if window is not None and not window.show(image):
                 self.result.ended = "window closed"
                 return
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
+    """While the demo runs, the first SIGINT or SIGTERM calls ``stop(how the run ended)`` and the run winds
+    down as after its last answer; a second one raises KeyboardInterrupt at once. A KeyboardInterrupt raised
+    inside the main thread's ``Thread.join`` would mark the still-running model loop as ended (CPython
+    releases the thread's lock on the way out), so the summary would miss its figures. A signal the process
+    ignores (a background job's SIGINT) stays ignored; off the main thread, signals are left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handle(signum: int, frame) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        stop(STOP_SIGNALS[signum])
+
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(signum, handler)

@@ -3,11 +3,11 @@ final summary on stderr, so stdout carries the answers only."""
 
 from __future__ import annotations
 
-import statistics
 import sys
 from typing import TextIO
 
 from .records import AnswerRecord
+from .result import DemoResult
 
 
 class TerminalPrinter:
@@ -43,11 +43,5 @@ class TerminalPrinter:
         self.out.write(" [interrupted]\n")
         self.out.flush()
 
-    def summary(self, records: list[AnswerRecord], elapsed_s: float, ended: str) -> None:
-        if not records:
-            self.note(f"no answers ({ended})")
-            return
-        latency = statistics.median(r.frame_to_first_token_ms for r in records)
-        per_minute = 60.0 * len(records) / elapsed_s if elapsed_s > 0 else float("nan")
-        self.note(f"{len(records)} answers in {elapsed_s:.1f} s ({per_minute:.1f} per minute), median frame->first "
-                  f"token {latency:.0f} ms ({ended})")
+    def summary(self, result: DemoResult) -> None:
+        self.note(result.summary_line())
