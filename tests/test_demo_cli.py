@@ -225,7 +225,7 @@ def test_the_session_holds_a_bounded_number_of_records(tiny_export, tmp_path):
     result = run_demo(options, TerminalPrinter(out=io.StringIO(), err=io.StringIO()),
                       model_folder=lambda report: tiny_export)
     gc.collect()
-    held = [obj for obj in gc.get_objects() if isinstance(obj, AnswerRecord)]
+    held = [obj for obj in gc.get_objects() if type(obj) is AnswerRecord]
     assert result.answers == answers and result.ended == "max answers"
     assert len(held) == RECENT_ANSWERS < answers  # every record alive is one of the recent ones
     assert [r.index for r in result.recent] == list(range(answers - RECENT_ANSWERS + 1, answers + 1))
