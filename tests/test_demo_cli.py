@@ -209,7 +209,8 @@ def test_interrupt_stops_cleanly_with_finished_files(tiny_export, tmp_path, stop
     ttft = [int(v) for v in summary[6:9]]
     assert answers == len(records)
     assert 0.2 * (answers - 1) + records[-1].answer_ms / 1000 <= elapsed_s < time.monotonic() - started
-    assert per_minute == pytest.approx(60 * answers / elapsed_s, rel=0.02, abs=0.1)
+    # both printed to 0.1: the rate lies within what the rounded elapsed time allows
+    assert 60 * answers / (elapsed_s + 0.05) - 0.05 <= per_minute <= 60 * answers / (elapsed_s - 0.05) + 0.05
     assert latency[0] <= latency[1] <= latency[2] == round(max(r.frame_to_first_token_ms for r in records))
     assert ttft[0] <= ttft[1] <= ttft[2] == round(max(r.ttft_ms for r in records))
     assert summary[9] == {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[stop_signal]

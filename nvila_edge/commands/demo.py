@@ -16,7 +16,9 @@ class DemoCommand:
     model (exported for the CPU on first use, then cached) watches the synthetic test://shapes camera.
     Each answer prints its frame age, vision ms, TTFT, tokens/s and dropped frames; --jsonl keeps them.
     A camera that disappears or an RTSP stream that drops is reopened with back-off while the demo runs.
-    Ctrl-C stops cleanly (exit 130) with the recording and the JSONL file complete.
+    Ctrl-C or SIGTERM stops cleanly (exit 130) with the recording and the JSONL file complete and the summary
+    printed (p50 / p90 / max of frame->first token and TTFT, answers per minute). Memory stays flat however
+    long it runs: only the last few answers are kept in memory, the JSONL file has them all.
 
     examples:
       nvila-edge demo --max-answers 5
