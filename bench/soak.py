@@ -4,10 +4,10 @@ Runs the demo as its own process, as a service unit does (headless, ``--jsonl``)
 ``--answers`` answers (its ``--max-answers``) or for ``--duration`` seconds (then it is stopped with SIGTERM,
 as systemd stops it), whichever comes first. Every ``--interval`` seconds it samples the demo's resident
 memory (and, on a Jetson, the RAM in use by the whole board from tegrastats) with the number of answers so
-far. After the first
-``--warmup`` answers (allocator pools and ONNX Runtime's first runs settle there), the RSS slope is fitted by
-least squares, against answers (KB per 1,000 answers) and against time (KB per hour). Latency percentiles
-come from the demo's JSONL records: the ``--window`` answers right after warm-up, and the last ``--window``.
+far. After the first ``--warmup`` answers (allocator pools and ONNX Runtime's first runs settle there), the
+RSS slope is fitted by least squares, against answers (KB per 1,000 answers) and against time (KB per hour).
+Latency percentiles come from the demo's JSONL records: the ``--window`` answers right after warm-up, and
+the last ``--window``.
 
     nice -n 10 python bench/soak.py --answers 10000
     python bench/soak.py --duration 3600 --engines out/engines --source /dev/video0 --json
