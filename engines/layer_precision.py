@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import re
 
+from nvila_edge.engines.recipes import QUANTIZED
 from nvila_edge.errors import UnsupportedError
 
-LOW_PRECISION = ("int8", "int4", "fp8")
 # Spellings in inspector strings: "Row major Int8 format", "Channel major INT8 format ...", "Row major linear
 # FP8 format", "Int4", "Float8E4M3".
 TYPE_WORDS = {"int8": r"int8", "int4": r"int4", "fp8": r"fp8|float8|e4m3"}
@@ -29,7 +29,7 @@ def network_quantized_layers(trt, network) -> dict[str, int]:
         layer = network.get_layer(i)
         if layer.type in kinds:
             name = kinds[layer.type](layer).dtype.name.lower()
-            if name in LOW_PRECISION:
+            if name in QUANTIZED:
                 counts[name] = counts.get(name, 0) + 1
     return counts
 
