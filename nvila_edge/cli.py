@@ -29,6 +29,7 @@ COMMANDS = [
     "train_builtin:TrainBuiltinCommand",
     "doctor:DoctorCommand",
     "demo:DemoCommand",
+    "serve:ServeCommand",
 ]
 
 

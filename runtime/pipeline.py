@@ -97,20 +97,24 @@ class Pipeline:
         return np.asarray(self.embed_table[token])[None]
 
     def generate(self, request: Request, params: SamplingParams | None = None) -> Iterator[int]:
-        """Yield token ids; afterwards ``self.last`` holds the answer with its timings."""
+        """Yield token ids; afterwards ``self.last`` holds the answer with its timings, also when the consumer
+        stopped early (a stop string, a cancelled request): it then holds the tokens produced so far."""
         start = time.perf_counter()
         self.encoder.vision_ms = self.encoder.projector_ms = 0.0
         prepared = prepare(self.config, self.tokenizer, self.encoder, self.newline, request)
         embeds = inputs_embeds(prepared, self.tokenizer, self.embed_table)
         timings, tokens, first = Timings(), [], None
         params = params or SamplingParams(max_new_tokens=self.manifest.generation["max_new_tokens"])
-        for token in generate(self.decoder, embeds, self.embed, params, self.stop_ids, timings):
-            first = first or time.perf_counter()
-            tokens.append(token)
-            yield token
-        ttft = 1000 * ((first or time.perf_counter()) - start)
-        self.last = Answer(self.tokenizer.decode(tokens), tokens, prepared.visual_tokens, prepared.positions,
-                           self.encoder.vision_ms, self.encoder.projector_ms, ttft, timings.decode_tokens_per_s)
+        try:
+            for token in generate(self.decoder, embeds, self.embed, params, self.stop_ids, timings):
+                first = first or time.perf_counter()
+                tokens.append(token)
+                yield token
+        finally:
+            ttft = 1000 * ((first or time.perf_counter()) - start)
+            self.last = Answer(self.tokenizer.decode(tokens), tokens, prepared.visual_tokens, prepared.positions,
+                               self.encoder.vision_ms, self.encoder.projector_ms, ttft,
+                               timings.decode_tokens_per_s)
 
     def stream(self, request: Request, params: SamplingParams | None = None,
                on_text: Callable[[str], None] | None = None) -> Iterator[str]:
