@@ -31,3 +31,19 @@ def _two_threads():
         import torch
 
         torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def builtin_engines(tmp_path_factory):
+    """The built-in model exported (with torch) and built for the CPU once per session, as `demo` and `serve`
+    do on first use."""
+    from nvila_edge.export.exporter import export_checkpoint
+    from nvila_edge.first_use import CachedModel, build_for_cpu
+    from nvila_edge.runtime.builtin import resolve_model
+
+    cache = tmp_path_factory.mktemp("cache")
+    checkpoint = resolve_model("builtin")
+    cached = CachedModel.of(checkpoint, cache)
+    export_checkpoint(checkpoint, cached.export_dir)
+    build_for_cpu(cached.export_dir, cached.engines_dir, cache)
+    return cached.engines_dir

@@ -1,4 +1,4 @@
-"""Request-size limits: a body over the limit is refused with 413 before it is read into memory."""
+"""Request-size limits: a body over the limit is refused with 413 without being kept in memory."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ class BodySizeLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
+            # Read and discard the body first: a client still sending when the answer comes sees a broken pipe.
+            message = await receive()
+            while message["type"] == "http.request" and message.get("more_body"):
+                message = await receive()
             await body_too_large(self.limit).response()(scope, receive, send)
             return
         received = 0

@@ -44,7 +44,7 @@ def usage(answer: Answer) -> dict:
     completion = len(answer.token_ids)
     return {"prompt_tokens": answer.prompt_positions, "completion_tokens": completion,
             "total_tokens": answer.prompt_positions + completion, "visual_tokens": answer.visual_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "visual_tokens": answer.visual_tokens}}
+            "prompt_tokens_details": {"cached_tokens": 0, "image_tokens": answer.visual_tokens}}
 
 
 async def chat_completions(request: HttpRequest):

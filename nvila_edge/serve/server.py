@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -82,6 +83,8 @@ def serve(options: ServeOptions, debug: bool = False) -> int:
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_config=None,
                             access_log=False, timeout_graceful_shutdown=GRACEFUL_S, lifespan="on")
     server = ServiceServer(config, service)
+    # uvicorn re-raises the signal that stopped it once it is done; a graceful SIGTERM stop then exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
     if failed:
         log.error("stopped: the model could not be loaded (%s)", failed[0])
