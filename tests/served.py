@@ -17,10 +17,11 @@ START_S = 90.0
 
 
 class ServerProcess:
-    def __init__(self, model: Path | str, *args: str, env: dict | None = None):
+    def __init__(self, model: Path | str, *args: str, env: dict | None = None, key: str | None = None):
         self.command = [sys.executable, "-m", "nvila_edge", "serve", str(model), "--port", "0", "--threads", "1",
                         *args]
         self.env = env
+        self.key = key  # sent as a bearer token with every request unless the request names its own headers
         self.lines: list[str] = []
         self.url = ""
         self.process: subprocess.Popen | None = None
@@ -57,12 +58,15 @@ class ServerProcess:
                 headers: dict | None = None) -> tuple[int, dict, object]:
         """-> (status, headers, parsed JSON body or raw bytes)."""
         data = json.dumps(body).encode() if isinstance(body, dict) else body
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        if headers is None:
+            headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                status, head, raw = response.status, dict(response.headers), response.read()
+                status, head, raw = response.status, response.headers, response.read()
         except urllib.error.HTTPError as err:
-            status, head, raw = err.code, dict(err.headers), err.read()
+            status, head, raw = err.code, err.headers, err.read()
+        head = {name.lower(): value for name, value in head.items()}
         try:
             return status, head, json.loads(raw)
         except ValueError:
@@ -84,3 +88,51 @@ class ServerProcess:
             raise
         self.reader.join(5)
         return code
+
+
+class EventReader:
+    """Reads ``GET /v1/events`` in a thread: ``events`` fills with the parsed JSON of each event, in order."""
+
+    def __init__(self, server: ServerProcess, last_event_id: int | None = None, query: str = ""):
+        import http.client
+        from urllib.parse import urlparse
+
+        address = urlparse(server.url)
+        self.connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        self.connection.request("GET", "/v1/events" + query, headers=headers)
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.events: list[dict] = []
+        self.ids: list[int] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        event_id = None
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("id:"):
+                    event_id = int(line[3:].strip())
+                elif line.startswith("data:"):
+                    self.events.append(json.loads(line[5:].strip()))
+                    self.ids.append(event_id)
+        except (OSError, ValueError, AttributeError):
+            pass  # closed (http.client drops its file object on close)
+
+    def wait_for(self, match, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in list(self.events):
+                if match(event):
+                    return event
+            time.sleep(0.05)
+        raise AssertionError(f"no matching event within {timeout} s; got {self.events}")
+
+    def close(self) -> None:
+        import socket
+
+        self.connection.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread; close() alone waits for it
+        self.connection.close()
+        self.thread.join(5)

@@ -1,4 +1,5 @@
-"""API key: with a key set, every endpoint except /healthz needs ``Authorization: Bearer KEY``.
+"""API key: with a key set, every endpoint except /healthz and the web page itself (``/``, ``/static/``,
+which hold no data) needs ``Authorization: Bearer KEY``.
 
 Browsers cannot add headers to ``<img>`` or ``EventSource`` requests, so the web page may send the same key
 in the ``nvila_edge_key`` cookie instead.
@@ -13,7 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import ApiError
 
-OPEN_PATHS = {"/healthz"}
+OPEN_PATHS = {"/healthz", "/"}
+OPEN_PREFIX = "/static/"
 COOKIE = "nvila_edge_key"
 
 
@@ -31,7 +33,7 @@ class ApiKeyAuth:
         self.app, self.key = app, key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIX):
             await self.app(scope, receive, send)
             return
         key = presented_key(dict(scope["headers"]))

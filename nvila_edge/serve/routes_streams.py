@@ -22,6 +22,7 @@ from .watches import parse_watch
 JPEG_QUALITY = 80
 PREVIEW_FPS = (0.5, 15.0)  # the range ?fps= may ask for; 5 by default
 BOUNDARY = "frame"
+FIRST_FRAME_S = 2.0  # a new stream is shown once it has a frame, or after this long
 
 
 def service_of(request: HttpRequest) -> Service:
@@ -44,6 +45,7 @@ async def create_stream(request: HttpRequest) -> JSONResponse:
     stream = service.streams.create(source, name)
     try:
         await run_in_threadpool(stream.start)
+        await run_in_threadpool(stream.capture.wait_newer, -1, FIRST_FRAME_S)
     except SourceError as err:
         service.streams.discard(stream.id)
         raise ApiError(400, f"the source cannot deliver frames: {err}", param="source",
@@ -63,8 +65,7 @@ async def delete_stream(request: HttpRequest) -> JSONResponse:
     service = service_of(request)
     stream = service.streams.get(request.path_params["id"])
     service.streams.discard(stream.id)
-    await run_in_threadpool(stream.close)
-    service.bus.publish("stream", stream_id=stream.id, state="ended", detail="deleted")
+    await run_in_threadpool(stream.close, "deleted")
     return JSONResponse({"id": stream.id, "deleted": True})
 
 

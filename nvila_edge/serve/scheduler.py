@@ -1,8 +1,7 @@
 """Stream work for the model worker: one due prompt or alert at a time, streams taken round-robin (and the
 watches within a stream too), so N streams share the model fairly.
 
-A watch is due when its interval has passed (prompts) or a frame newer than its last answer exists
-(alerts). Work on a frame older than ``max_frame_age_s`` is dropped, not queued; work on a frame that looks
+A watch is due when its interval has passed and a frame newer than the one it last looked at exists. Work on a frame older than ``max_frame_age_s`` is dropped, not queued; work on a frame that looks
 like the one last answered is skipped by the scene-change gate (an alert still waiting for agreeing
 answers is always asked). Both are counted.
 """
@@ -80,9 +79,8 @@ class StreamScheduler:
 
     @staticmethod
     def _due(watch: Watch, frame: Frame, now: float) -> bool:
-        if now < watch.next_due:
-            return False
-        return watch.kind == "prompt" or frame.index != watch.last_frame_index
+        """Its interval has passed and a frame newer than the one it last looked at exists."""
+        return now >= watch.next_due and frame.index != watch.last_frame_index
 
     def _answer(self, stream: LiveStream, watch: Watch, frame: Frame, thumb, pipeline: Pipeline) -> None:
         frames = [frame]

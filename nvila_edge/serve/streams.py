@@ -49,17 +49,20 @@ class LiveStream:
         self._watch_ids = itertools.count(1)
         self._turn = 0  # round-robin position among this stream's watches
         self._thumb: tuple[int, object] = (-1, None)
+        self._close_reason: str | None = None
 
     def start(self) -> None:
         """Open the source (SourceError when it cannot deliver) and start capturing."""
         self.capture.start()
 
-    def close(self) -> None:
+    def close(self, reason: str) -> None:
+        """Stop capturing; the final ``ended`` state change carries ``reason`` as its detail."""
+        self._close_reason = reason
         self.capture.stop(STOP_S)
 
     def _on_status(self, status: str) -> None:
         state = state_of(status)
-        detail = "" if state == "live" else status
+        detail = "" if state == "live" else self._close_reason or status
         changed = state != self.state
         self.state, self.detail = state, detail
         self.overlay.set_source_status(status)
@@ -175,4 +178,4 @@ class StreamRegistry:
     def close_all(self) -> None:
         for stream in self.snapshot():
             self.discard(stream.id)
-            stream.close()
+            stream.close("server stopping")
