@@ -4,15 +4,16 @@
 # usage: jetson/install.sh [--prefix DIR] [--service] [--help]
 #
 #   --prefix DIR  install folder; the venv is DIR/venv (default: /opt/nvila-edge)
-#   --service     also install the camera-demo unit nvila-edge-demo.service, its settings file
-#                 /etc/nvila-edge/demo.env and the nvila-edge system user (the unit is not enabled)
+#   --service     also install the units nvila-edge-demo.service (camera demo) and nvila-edge-serve.service
+#                 (HTTP service), their settings files /etc/nvila-edge/demo.env and serve.env, and the
+#                 nvila-edge system user (neither unit is enabled)
 #
 # Steps:
 #   1. JetPack's TensorRT Python bindings must import in the system python3; on a device they are
 #      installed from JetPack's apt repository (python3-libnvinfer) when missing. TensorRT is never
 #      pip-installed: a pip wheel would not match JetPack's TensorRT, CUDA and driver.
 #   2. A venv made with --system-site-packages, so it sees those bindings and the system OpenCV.
-#   3. This project with the runtime and jetson extras; cuda-python pinned to the CUDA major version.
+#   3. This project with the runtime, jetson and serve extras; cuda-python pinned to the CUDA major version.
 #   4. OpenCV: the system build is kept when it has GStreamer (CSI cameras, hardware decoding) by
 #      removing the pip wheel from the venv; otherwise the script says what is missing and why.
 #   5. nvila-edge doctor --for run.
@@ -98,7 +99,7 @@ VPY="$VENV/bin/python"
 "$VPY" -m pip install --upgrade pip
 
 # 3. The project; cuda-python must match the CUDA major version of the driver JetPack installed.
-"$VPY" -m pip install "${SRC}[runtime,jetson]" "cuda-python>=$CUDA_MAJOR.0,<$((CUDA_MAJOR + 1))"
+"$VPY" -m pip install "${SRC}[runtime,jetson,serve]" "cuda-python>=$CUDA_MAJOR.0,<$((CUDA_MAJOR + 1))"
 "$VPY" -c 'import sys, tensorrt; sys.exit(tensorrt.__file__.startswith(sys.prefix))' ||
   die "the venv imports a pip-installed tensorrt; remove it: $VPY -m pip uninstall -y tensorrt"
 
@@ -121,7 +122,7 @@ else
   fi
 fi
 
-# Optional: the camera-demo service.
+# Optional: the camera-demo and HTTP services.
 if [ "$SERVICE" = 1 ]; then
   if ! id nvila-edge >/dev/null 2>&1; then
     "${SUDO[@]}" useradd --system --home-dir /var/lib/nvila-edge --create-home --groups video nvila-edge
@@ -132,10 +133,22 @@ if [ "$SERVICE" = 1 ]; then
       'NVILA_EDGE_DEMO_ARGS="--engines /var/lib/nvila-edge/engines --source csi://0"' |
       "${SUDO[@]}" tee /etc/nvila-edge/demo.env >/dev/null
   fi
-  sed "s|/opt/nvila-edge/venv|$VENV|g" "$SRC/jetson/nvila-edge-demo.service" |
-    "${SUDO[@]}" tee /etc/systemd/system/nvila-edge-demo.service >/dev/null
+  if [ ! -f /etc/nvila-edge/serve.env ]; then
+    printf '%s\n' "# Arguments after 'nvila-edge serve' (see: nvila-edge serve --help)." \
+      'NVILA_EDGE_SERVE_ARGS="/var/lib/nvila-edge/engines --host 127.0.0.1 --port 8000"' \
+      "# Required for any --host other than 127.0.0.1; clients send it as 'Authorization: Bearer KEY'." \
+      '#NVILA_EDGE_API_KEY=' |
+      "${SUDO[@]}" tee /etc/nvila-edge/serve.env >/dev/null
+    "${SUDO[@]}" chmod 0640 /etc/nvila-edge/serve.env # it may hold the API key
+    "${SUDO[@]}" chgrp nvila-edge /etc/nvila-edge/serve.env
+  fi
+  for unit in nvila-edge-demo nvila-edge-serve; do
+    sed "s|/opt/nvila-edge/venv|$VENV|g" "$SRC/jetson/$unit.service" |
+      "${SUDO[@]}" tee "/etc/systemd/system/$unit.service" >/dev/null
+  done
   "${SUDO[@]}" systemctl daemon-reload
   say "installed nvila-edge-demo.service; edit /etc/nvila-edge/demo.env, then: sudo systemctl enable --now nvila-edge-demo"
+  say "installed nvila-edge-serve.service; edit /etc/nvila-edge/serve.env, then: sudo systemctl enable --now nvila-edge-serve"
 fi
 
 # 5. What is still missing for running engines.

@@ -18,6 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "jetson" / "install.sh"
 UNIT = REPO / "jetson" / "nvila-edge-demo.service"
+SERVE_UNIT = REPO / "jetson" / "nvila-edge-serve.service"
 DOCKERFILE = REPO / "jetson" / "Dockerfile"
 DOCKER_KEYWORDS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
                    "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
@@ -54,7 +55,7 @@ def test_install_script_never_pip_installs_tensorrt():
     pip_lines = [line for line in text.splitlines() if "pip install" in line and not line.lstrip().startswith("#")]
     assert pip_lines and not any("tensorrt" in line for line in pip_lines)
     assert re.search(r'-m venv --system-site-packages "\$VENV"', text)
-    assert '"${SRC}[runtime,jetson]"' in text
+    assert '"${SRC}[runtime,jetson,serve]"' in text
 
 
 def _unit_sections(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -81,18 +82,31 @@ def test_unit_runs_the_headless_demo_with_restart_and_journal():
     assert dict(sections["Install"])["WantedBy"] == "multi-user.target"
 
 
+def test_serve_unit_runs_serve_stopped_by_sigterm_with_restart_and_journal():
+    sections = _unit_sections(SERVE_UNIT.read_text())
+    service = dict(sections["Service"])
+    assert service["ExecStart"] == "/opt/nvila-edge/venv/bin/nvila-edge serve $NVILA_EDGE_SERVE_ARGS"
+    assert service["KillSignal"] == "SIGTERM" and service["EnvironmentFile"] == "-/etc/nvila-edge/serve.env"
+    assert service["Restart"] == "on-failure"
+    assert service["StandardOutput"] == "journal" and service["StandardError"] == "journal"
+    assert dict(sections["Install"])["WantedBy"] == "multi-user.target"
+    installer = INSTALL.read_text()
+    assert "nvila-edge-serve" in installer and "NVILA_EDGE_SERVE_ARGS=" in installer
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None or not Path("/usr/lib/systemd/system").is_dir(),
                     reason="systemd-analyze and the system unit files are not installed")
-def test_unit_passes_systemd_analyze_verify(tmp_path):
+@pytest.mark.parametrize("unit", [UNIT, SERVE_UNIT], ids=lambda unit: unit.name)
+def test_unit_passes_systemd_analyze_verify(tmp_path, unit):
     root = tmp_path / "root"
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
-    executable = dict(_unit_sections(UNIT.read_text())["Service"])["ExecStart"].split()[0]
+    shutil.copy(unit, root / "etc/systemd/system" / unit.name)
+    executable = dict(_unit_sections(unit.read_text())["Service"])["ExecStart"].split()[0]
     (root / executable.lstrip("/")).parent.mkdir(parents=True)
     (root / executable.lstrip("/")).write_text("#!/bin/sh\n")
     (root / executable.lstrip("/")).chmod(0o755)
-    done = subprocess.run(["systemd-analyze", "verify", f"--root={root}", UNIT.name],
+    done = subprocess.run(["systemd-analyze", "verify", f"--root={root}", unit.name],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
 
