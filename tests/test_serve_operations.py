@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import openai
@@ -91,3 +92,17 @@ def test_streams_share_the_model_round_robin(server):
     assert all(p["gate_skips"] == 0 for p in prompts())  # --scene-threshold 0: the gate is off
     for sid in sids:
         server.request("DELETE", f"/v1/streams/{sid}")
+
+
+def test_sigterm_lets_the_streamed_answer_finish_then_exits_0(server):  # the module's last test: it stops the server
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+    model = client.models.list().data[0].id
+    chunks = iter(client.chat.completions.create(model=model, messages=question("Describe the image."),
+                                                 temperature=2.0, seed=3, max_tokens=200, stream=True))
+    assert next(chunks).choices[0].delta.role == "assistant"
+    server.process.send_signal(signal.SIGTERM)
+    rest = list(chunks)
+    assert rest and rest[-1].choices[0].finish_reason in ("stop", "length")
+    assert server.process.wait(60) == 0
+    server.reader.join(5)
+    assert "stopped: streams closed, model released" in server.log()

@@ -20,7 +20,7 @@ from nvila_edge.runtime.request import Request
 from .chat import ChatRequest, parse_chat
 from .errors import ApiError, error_body
 from .images import decode_image_url
-from .service import Service
+from .service import CLOSE_GRACE_S, Service
 from .worker import ChatJob, Failed, Finished, TextPiece
 
 
@@ -67,7 +67,9 @@ async def chat_completions(request: HttpRequest):
         raise first.error
     reply = Reply(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), service.model_id)
     if chat.stream:
-        return EventSourceResponse(reply.chunks(job, first, chat), sep="\n", ping=15)
+        # at shutdown an answer being streamed may finish (within uvicorn's own graceful-shutdown time)
+        return EventSourceResponse(reply.chunks(job, first, chat), sep="\n", ping=15,
+                                   shutdown_grace_period=CLOSE_GRACE_S)
     return JSONResponse(await reply.whole(job, first))
 
 
