@@ -1,4 +1,5 @@
-"""The runtime runs where torch, transformers and modelopt cannot be imported (a Jetson with TensorRT only)."""
+"""The runtime runs where torch, transformers, modelopt and the web stack cannot be imported (a Jetson with
+TensorRT only)."""
 
 import json
 import pkgutil
@@ -15,7 +16,8 @@ BLOCKER = textwrap.dedent("""
     import importlib.abc, sys
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "transformers", "modelopt"):
+            if name.split(".")[0] in ("torch", "transformers", "modelopt",  # nor the service's web stack:
+                                      "starlette", "uvicorn", "sse_starlette", "prometheus_client"):
                 raise ImportError(f"{name} is blocked: the runtime must not need it")
     sys.meta_path.insert(0, Block())
 """)
