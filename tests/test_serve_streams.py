@@ -15,6 +15,7 @@ from nvila_edge.runtime.world.clip import random_clip
 from served import EventReader, ServerProcess
 from test_serve_chat import RED_CIRCLE, data_url, png, question
 
+EVENT_BUFFER = 50  # small, so the tests outrun it
 STILL = "test://shapes?width=320&height=240&fps=10&speed=0&scene_seconds=0&seed={seed}"
 
 
@@ -24,7 +25,7 @@ def shapes_in(seed: int) -> list:
 
 @pytest.fixture(scope="module")
 def server(builtin_engines):
-    process = ServerProcess(builtin_engines, "--chat-queue", "1").start()
+    process = ServerProcess(builtin_engines, "--chat-queue", "1", "--event-buffer", str(EVENT_BUFFER)).start()
     yield process
     assert process.stop() == 0, process.log()
     assert "Traceback" not in process.log() and "stopped: streams closed" in process.log()
@@ -221,3 +222,19 @@ def test_metrics_cover_requests_answers_streams_and_alerts(server):
     assert 0 <= value[f'nvila_edge_stream_frame_age_seconds{{stream="{sid}"}}'] < 5
     server.request("DELETE", f"/v1/streams/{sid}")
     assert f'stream="{sid}"' not in server.get("/metrics")[2].decode()  # deleted streams leave no series
+
+
+def test_a_client_asking_for_events_no_longer_kept_is_told(server):
+    assert server.get("/metrics")[0] == 200
+    sid = add_stream(server, "test://shapes?width=320&height=240&fps=10")["id"]
+    server.post(f"/v1/streams/{sid}/prompts", {"prompt": "Describe the image.", "every_s": 0})
+    probe = EventReader(server)
+    wait_until(lambda: probe.ids and probe.ids[-1] > EVENT_BUFFER + 5)
+    probe.close()
+    late = EventReader(server, last_event_id=1)
+    notice = late.wait_for(lambda e: True)
+    assert notice["type"] == "events_lost" and notice["lost"] >= 5
+    kept = late.wait_for(lambda e: e["type"] != "events_lost")
+    assert kept["id"] == notice["oldest_available"] == notice["id"] + 1 == notice["lost"] + 2
+    late.close()
+    server.request("DELETE", f"/v1/streams/{sid}")

@@ -55,6 +55,8 @@ class ServeCommand:
                                  f"(default {d['scene_threshold']:g}; 0 asks on every new frame)")
         parser.add_argument("--debounce", type=int, default=d["debounce"], metavar="K",
                             help=f"agreeing answers before an alert changes state (default {d['debounce']})")
+        parser.add_argument("--event-buffer", type=int, default=d["event_buffer"], metavar="N",
+                            help=f"events kept for clients that reconnect (default {d['event_buffer']})")
         parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -67,7 +69,8 @@ class ServeCommand:
 
             raise UnsupportedError(f"serve needs the serve extra ({err.name} is missing): pip install "
                                    "'nvila-edge[serve]'") from None
-        for name, low in (("port", 0), ("max_images", 1), ("chat_queue", 1), ("max_streams", 1), ("debounce", 1)):
+        for name, low in (("port", 0), ("max_images", 1), ("chat_queue", 1), ("max_streams", 1), ("debounce", 1),
+                          ("event_buffer", 1)):
             if getattr(args, name) < low:
                 raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
         for name in ("max_body_mb", "max_image_mp", "max_frame_age_s"):
