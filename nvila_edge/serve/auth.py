@@ -8,7 +8,7 @@ in the ``nvila_edge_key`` cookie instead.
 from __future__ import annotations
 
 import hmac
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,7 +24,10 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+    try:
+        cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+    except CookieError:  # a malformed cookie header carries no key
+        return None
     return cookie[COOKIE].value if COOKIE in cookie else None
 
 

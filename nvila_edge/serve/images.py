@@ -83,7 +83,10 @@ def _decode(data: bytes, policy: ImagePolicy, param: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as header:  # reads the header only
             kind, (width, height) = header.format, header.size
-    except (Image.UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise ApiError(413, f"the image is over the {policy.max_pixels / 1e6:.0f} MP limit; downscale it first",
+                       param=param, code="image_too_large") from None
+    except (Image.UnidentifiedImageError, OSError, ValueError):
         raise ApiError(400, "the bytes are not a JPEG, PNG or WebP image", param=param,
                        code="invalid_image") from None
     if kind not in FORMATS:

@@ -29,6 +29,7 @@ log = logging.getLogger("nvila_edge.serve")
 
 POLL_S = 0.05  # how long an idle worker waits for chat before looking at the streams again
 CHAT_SECONDS_GUESS = 2.0  # Retry-After before any chat answer has been timed
+CANCEL_S = 2.0  # how long a cancelled answer gets to stop at shutdown
 
 
 @dataclass
@@ -106,8 +107,8 @@ class ModelWorker:
             job.emit(Failed(ApiError(503, "the server is shutting down", code="shutting_down")))
         if self._thread.is_alive():
             self._thread.join(grace_s)
-            self._cancel_current.set()
-            self._thread.join(grace_s)
+            self._cancel_current.set()  # a chat answer stops at its next token
+            self._thread.join(CANCEL_S)
         if self.state == "ready":
             self.state = "stopped"
         if self.pipeline is not None and hasattr(self.pipeline, "close"):
