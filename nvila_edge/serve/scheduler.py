@@ -1,9 +1,10 @@
 """Stream work for the model worker: one due prompt or alert at a time, streams taken round-robin (and the
 watches within a stream too), so N streams share the model fairly.
 
-A watch is due when its interval has passed and a frame newer than the one it last looked at exists. Work on a frame older than ``max_frame_age_s`` is dropped, not queued; work on a frame that looks
-like the one last answered is skipped by the scene-change gate (an alert still waiting for agreeing
-answers is always asked). Both are counted.
+A watch is due when its interval has passed and a frame newer than the one it last looked at exists.
+Work on a frame older than ``max_frame_age_s`` (or two frame intervals of a slower source) is dropped,
+not queued; work on a frame that looks like the one last answered is skipped by the scene-change gate
+(an alert still waiting for agreeing answers is always asked). Both are counted.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ class StreamScheduler:
         if frame is None:
             return False
         now = time.monotonic()
+        fps = stream.capture.stats().fps
+        max_age = max(self.max_frame_age_s, 2.0 / fps) if fps else self.max_frame_age_s  # slow sources too
         for watch in stream.watches_in_turn():
             if not self._due(watch, frame, now):
                 continue
             stream.took_turn(watch)
-            if now - frame.timestamp > self.max_frame_age_s:
+            if now - frame.timestamp > max_age:
                 if watch.stale_frame_index != frame.index:  # count each stale frame once
                     watch.stale_frame_index = frame.index
                     watch.stale_dropped += 1
