@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 import openai
 import pytest
+from served import ServerProcess
+
 from nvila_edge.runtime.pipeline import Pipeline
 from nvila_edge.runtime.request import Request
 from nvila_edge.runtime.world.scene import Scene, Shape, render_scene
-from served import ServerProcess
 
 MAX_IMAGE_MP = 1.0  # small limits, so the over-limit cases stay cheap
 MAX_BODY_MB = 2.0

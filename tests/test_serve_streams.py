@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import openai
 import pytest
-from nvila_edge.runtime.world.clip import random_clip
 from served import EventReader, ServerProcess
 from test_serve_chat import RED_CIRCLE, data_url, png, question
+
+from nvila_edge.runtime.world.clip import random_clip
 
 EVENT_BUFFER = 50  # small, so the tests outrun it
 STILL = "test://shapes?width=320&height=240&fps=10&speed=0&scene_seconds=0&seed={seed}"
@@ -171,7 +172,10 @@ def test_a_live_source_that_drops_reconnects(server):
     events = EventReader(server)
     stream = add_stream(server, "videotestsrc num-buffers=5 ! video/x-raw,width=160,height=120 ! videoconvert "
                                 "! appsink")
-    mine = lambda state: lambda e: e["type"] == "stream" and e["stream_id"] == stream["id"] and e["state"] == state
+
+    def mine(state):
+        return lambda e: e["type"] == "stream" and e["stream_id"] == stream["id"] and e["state"] == state
+
     lost = events.wait_for(mine("reconnecting"))
     back = events.wait_for(lambda e: mine("live")(e) and e["id"] > lost["id"])
     assert "attempt 1" in lost["detail"] and back["detail"] == ""

@@ -53,7 +53,7 @@ def model_loader(options: ServeOptions):
         read_manifest(path)
 
     def load() -> Pipeline:
-        from nvila_edge.jetson.demo.model_folder import demo_model_folder
+        from nvila_edge.first_use import demo_model_folder
 
         folder = demo_model_folder(None, options.model, options.cache_dir, log.info)
         return Pipeline.open(folder, threads=options.threads)
