@@ -9,6 +9,7 @@ precision check (silent FP32 fallback) runs as well, since it needs the GPU that
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +87,7 @@ def validate_engines(engines_dir: Path, export_override: Path | None = None,
                      threads: int | None = None) -> tuple[list[Comparison], list[PrecisionCheck]]:
     """-> (comparisons, layer precision checks); raises before any comparison if something is off."""
     from nvila_edge.runtime.pipeline import open_runners
-    from nvila_edge.runtime.request import inputs_embeds, prepare, tile_request
     from nvila_edge.runtime.tokenizer import Tokenizer
-    from nvila_edge.runtime.visual import GraphEncoder
 
     engines_dir = Path(engines_dir)
     manifest = read_manifest(engines_dir, "engines", verify_hashes=True)
@@ -97,10 +96,24 @@ def validate_engines(engines_dir: Path, export_override: Path | None = None,
     config = NvilaConfig.from_files(manifest.model_config)
     tokenizer = Tokenizer.from_dir(engines_dir / manifest.tokenizer_dir)
     table = np.load(engines_dir / manifest.embeddings["file"], mmap_mode="r")
-    request = fixed_request()
     device = "cpu" if target.compute_capability == "none" else "cuda"
-    engines = open_runners(engines_dir, manifest, threads, device, target.max_context)  # refuses first, if at all
-    reference = open_runners(export_dir, export, threads, "cpu", target.max_context)
+    with contextlib.ExitStack() as opened:
+        engines = open_runners(engines_dir, manifest, threads, device, target.max_context)  # refuses first, if at all
+        for runner in engines:
+            opened.enter_context(runner)
+        reference = open_runners(export_dir, export, threads, "cpu", target.max_context)
+        for runner in reference:
+            opened.enter_context(runner)
+        return _compare_runners(manifest, config, tokenizer, table, engines, reference)
+
+
+def _compare_runners(manifest: Manifest, config: NvilaConfig, tokenizer, table: np.ndarray, engines,
+                     reference) -> tuple[list[Comparison], list[PrecisionCheck]]:
+    """Vision, projector, the LLM's prefill and one decode step on both sets of runners."""
+    from nvila_edge.runtime.request import inputs_embeds, prepare, tile_request
+    from nvila_edge.runtime.visual import GraphEncoder
+
+    target, request = engine_target(manifest), fixed_request()
     ref_encoder, eng_encoder = (GraphEncoder(config, r[0], r[1], table.dtype) for r in (reference, engines))
     precision = {name: graph.precision for name, graph in manifest.graphs.items()}
 

@@ -72,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as err:
+        from nvila_edge.extras import missing_module_message
+
+        message = missing_module_message(err)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

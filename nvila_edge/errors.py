@@ -25,6 +25,10 @@ class UnsupportedError(NvilaEdgeError):
     """A target, recipe or option combination that cannot work (e.g. FP8 on Orin)."""
 
 
+class DeviceError(NvilaEdgeError):
+    """A CUDA or TensorRT call failed on the device (out of memory, a failed launch, a lost context)."""
+
+
 class SourceError(NvilaEdgeError):
     """A camera, stream or file source cannot be opened or read."""
 

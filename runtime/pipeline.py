@@ -15,6 +15,7 @@ from nvila_edge.errors import EngineMismatchError, InputError
 from nvila_edge.runtime.backends import TENSORRT_BACKENDS
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.generation import Timings, generate
+from nvila_edge.runtime.lifecycle import Closeable
 from nvila_edge.runtime.manifest import EngineTarget, Manifest, engine_target, read_manifest, rebuild_command
 from nvila_edge.runtime.request import Request, inputs_embeds, prepare
 from nvila_edge.runtime.sampling import SamplingParams
@@ -75,7 +76,9 @@ def _check_onnxruntime_release(folder: Path, manifest: Manifest, target: EngineT
                                   f"has {onnxruntime.__version__}; rebuild with: {rebuild_command(folder, manifest)}")
 
 
-class Pipeline:
+class Pipeline(Closeable):
+    """Use it in a ``with`` block (or call ``close()``): closing frees the graph runners and the KV cache."""
+
     def __init__(self, folder: Path, manifest: Manifest, threads: int | None = None, device: str = "cpu",
                  max_context: int | None = None):
         self.folder, self.manifest = folder, manifest
@@ -92,6 +95,10 @@ class Pipeline:
     def open(cls, folder: str | Path, **options) -> Pipeline:
         folder = Path(folder)
         return cls(folder, read_manifest(folder), **options)
+
+    def close(self) -> None:
+        for runner in (self.encoder.vision, self.encoder.projector, self.decoder):
+            runner.close()
 
     def embed(self, token: int) -> np.ndarray:
         return np.asarray(self.embed_table[token])[None]

@@ -47,3 +47,19 @@ def builtin_engines(tmp_path_factory):
     export_checkpoint(checkpoint, cached.export_dir)
     build_for_cpu(cached.export_dir, cached.engines_dir, cache)
     return cached.engines_dir
+
+
+@pytest.fixture(scope="session")
+def builtin_exports(tmp_path_factory):
+    """The built-in model exported with a recipe, once per recipe and test session: ``builtin_exports("fp16")``."""
+    from nvila_edge.export.exporter import export_checkpoint
+
+    made = {}
+
+    def export(recipe: str):
+        if recipe not in made:
+            made[recipe] = tmp_path_factory.mktemp(f"builtin-{recipe}") / "export"
+            export_checkpoint("builtin", made[recipe], recipe, calib_size=4)
+        return made[recipe]
+
+    return export

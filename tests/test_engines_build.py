@@ -16,7 +16,6 @@ import pytest
 from nvila_edge.cli import main
 from nvila_edge.engines.recipes import QUANTIZED, RECIPES, get_recipe
 from nvila_edge.errors import ArtifactError, EngineMismatchError, InputError, UnsupportedError
-from nvila_edge.export.exporter import export_checkpoint
 from nvila_edge.runtime.manifest import engine_build, engine_target, read_manifest, sha256_file
 from nvila_edge.runtime.pipeline import Pipeline
 from nvila_edge.runtime.request import Request
@@ -25,17 +24,9 @@ from nvila_edge.runtime.world.scene import random_scene, render_scene
 
 
 @pytest.fixture(scope="module")
-def export_of(tmp_path_factory):
-    """The built-in model exported with a recipe, once per recipe."""
-    made = {}
-
-    def make(recipe: str):
-        if recipe not in made:
-            made[recipe] = tmp_path_factory.mktemp(f"export-{recipe}") / "export"
-            export_checkpoint("builtin", made[recipe], recipe, calib_size=4)
-        return made[recipe]
-
-    return make
+def export_of(builtin_exports):
+    """The built-in model exported with a recipe, once per recipe (shared with the other test modules)."""
+    return builtin_exports
 
 
 @pytest.fixture(scope="module")

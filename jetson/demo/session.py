@@ -51,7 +51,12 @@ def run_demo(options: DemoOptions, printer: TerminalPrinter | None = None, *,
     except BaseException:
         source.close()
         raise
-    return DemoSession(options, pipeline, source, show, printer).run()
+    session = DemoSession(options, pipeline, source, show, printer)
+    try:
+        return session.run()
+    finally:
+        if not session.loop_left_behind:  # a model loop still running may be inside the runners
+            pipeline.close()
 
 
 class DemoSession:
@@ -69,6 +74,7 @@ class DemoSession:
         self.stop = threading.Event()
         self.result = DemoResult()
         self._error: BaseException | None = None
+        self.loop_left_behind = False
 
     def run(self) -> DemoResult:
         try:
@@ -149,7 +155,8 @@ class DemoSession:
     def _stop_worker(self, worker: threading.Thread) -> None:
         self.stop.set()
         worker.join(WORKER_STOP_S)
-        if worker.is_alive():
+        self.loop_left_behind = worker.is_alive()
+        if self.loop_left_behind:
             self.printer.note(f"the model loop did not stop within {WORKER_STOP_S:.0f} s; leaving it behind")
 
     def _present(self, worker: threading.Thread, recorder: VideoRecorder | None, window: Window | None) -> None:

@@ -23,23 +23,25 @@ class EvalCommand:
         parser.add_argument("--seed", type=int, default=1234, help="question seed (default: 1234)")
 
     def run(self, args: argparse.Namespace) -> int:
+        import contextlib
         import json
         from pathlib import Path
 
         from nvila_edge.runtime.evaluation import evaluate
         from nvila_edge.runtime.manifest import MANIFEST
 
-        if (Path(args.model) / MANIFEST).is_file():
-            from nvila_edge.runtime.pipeline import Pipeline
+        with contextlib.ExitStack() as stack:
+            if (Path(args.model) / MANIFEST).is_file():
+                from nvila_edge.runtime.pipeline import Pipeline
 
-            pipeline = Pipeline.open(args.model)
-            backend = f"runtime ({pipeline.manifest.kind}, {pipeline.manifest.precision})"
-        else:
-            from nvila_edge.export.checkpoint import load_checkpoint
-            from nvila_edge.export.reference import ReferencePipeline
+                pipeline = stack.enter_context(Pipeline.open(args.model))
+                backend = f"runtime ({pipeline.manifest.kind}, {pipeline.manifest.precision})"
+            else:
+                from nvila_edge.export.checkpoint import load_checkpoint
+                from nvila_edge.export.reference import ReferencePipeline
 
-            pipeline = ReferencePipeline(load_checkpoint(args.model))
-            backend = "pytorch-reference (fp32)"
-        result = evaluate(pipeline.answer_example, n=args.n, seed=args.seed, progress=True)
+                pipeline = ReferencePipeline(load_checkpoint(args.model))
+                backend = "pytorch-reference (fp32)"
+            result = evaluate(pipeline.answer_example, n=args.n, seed=args.seed, progress=True)
         print(json.dumps({"model": str(args.model), "backend": backend, **result}, indent=2))
         return 0

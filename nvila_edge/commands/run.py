@@ -40,16 +40,16 @@ class RunCommand:
         from nvila_edge.runtime.sampling import SamplingParams
         from nvila_edge.runtime.video import sample_frames
 
-        pipeline = Pipeline.open(args.folder, threads=args.threads, max_context=args.max_context)
-        request = Request(args.prompt)
-        if args.video:
-            request.video = sample_frames(args.video, args.frames or pipeline.config.num_video_frames,
-                                          pipeline.config.fps)
-        else:
-            request.images = [load_image(p) for p in ([args.image] if args.image else args.images)]
-        params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, args.seed)
-        for piece in pipeline.stream(request, params):
-            print(piece, end="", flush=True)
-        print()
-        print(pipeline.last.summary(), file=sys.stderr)
+        with Pipeline.open(args.folder, threads=args.threads, max_context=args.max_context) as pipeline:
+            request = Request(args.prompt)
+            if args.video:
+                request.video = sample_frames(args.video, args.frames or pipeline.config.num_video_frames,
+                                              pipeline.config.fps)
+            else:
+                request.images = [load_image(p) for p in ([args.image] if args.image else args.images)]
+            params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+            for piece in pipeline.stream(request, params):
+                print(piece, end="", flush=True)
+            print()
+            print(pipeline.last.summary(), file=sys.stderr)
         return 0

@@ -13,6 +13,7 @@ import numpy as np
 
 from nvila_edge.errors import InputError
 from nvila_edge.runtime.backends.kv_cache import KVCache
+from nvila_edge.runtime.lifecycle import Closeable
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
@@ -49,7 +50,7 @@ ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor
              "tensor(int32)": np.int32, "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8}
 
 
-class OrtGraph:
+class OrtGraph(Closeable):
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
         import onnxruntime as ort
 
@@ -68,7 +69,7 @@ class OrtGraph:
         self.session = None
 
 
-class OrtDecoder:
+class OrtDecoder(Closeable):
     """The LLM graph with a preallocated KV cache (batch 1)."""
 
     def __init__(self, path: Path, layers: int, kv_heads: int, head_dim: int, vocab: int, context: int,

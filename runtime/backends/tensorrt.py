@@ -13,13 +13,14 @@ it is for NVILA's LLMs (512 B for NVILA-Lite-2B FP16, 1 KiB for NVILA-8B FP16).
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nvila_edge.errors import EngineMismatchError, InputError, UnsupportedError
+from nvila_edge.errors import ArtifactError, DeviceError, EngineMismatchError, InputError, UnsupportedError
 from nvila_edge.runtime.backends.trt_api import (
     BACKEND_NAMES,
     engines_compatible,
@@ -27,6 +28,7 @@ from nvila_edge.runtime.backends.trt_api import (
     module_version,
     numpy_dtype,
 )
+from nvila_edge.runtime.lifecycle import Closeable
 from nvila_edge.runtime.manifest import EngineTarget
 
 ALIGNMENT = 256  # bytes; TensorRT's requirement for every tensor address
@@ -99,7 +101,7 @@ def volume(shape) -> int:
     return int(np.prod(tuple(shape), dtype=np.int64))
 
 
-class TrtEngine:
+class TrtEngine(Closeable):
     """A deserialized engine with one execution context and its own CUDA stream."""
 
     def __init__(self, path: Path, backend: str):
@@ -108,6 +110,8 @@ class TrtEngine:
         trt = self.trt = import_trt(backend)
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)  # must outlive the engine
+        if Path(path).stat().st_size == 0:  # mmap cannot map an empty file
+            raise ArtifactError(f"{path} is empty (an interrupted copy?); rebuild it with `nvila-edge build`")
         # A mapped file instead of bytes: no second copy of a multi-GB plan in the board's shared RAM.
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as plan:
             self.engine = self.runtime.deserialize_cuda_engine(plan)
@@ -127,22 +131,25 @@ class TrtEngine:
 
     def set_profile(self, index: int) -> None:
         if not self.context.set_optimization_profile_async(index, self.stream.address):
-            raise UnsupportedError(f"{self.path.name}: cannot switch to optimization profile {index}")
+            raise DeviceError(f"{self.path.name}: TensorRT cannot switch to optimization profile {index}")
 
     def bind(self, name: str, binding: Binding) -> None:
         if name in self.inputs and not self.context.set_input_shape(name, binding.shape):
             raise InputError(f"{self.path.name}: input '{name}' of shape {list(binding.shape)} is outside the "
                              "engine's optimization profile; rebuild with larger limits")
         if not self.context.set_tensor_address(name, binding.address):
-            raise EngineMismatchError(f"{self.path.name}: the engine has no tensor '{name}'; rebuild it with "
-                                      "`nvila-edge build`")
+            if name not in self.dtypes:
+                raise EngineMismatchError(f"{self.path.name}: the engine has no tensor '{name}'; rebuild it with "
+                                          "`nvila-edge build`")
+            raise DeviceError(f"{self.path.name}: TensorRT refused the address {binding.address:#x} of '{name}' "
+                              f"(tensor addresses must be {ALIGNMENT}-byte aligned; see the messages above)")
 
     def output_shape(self, name: str) -> tuple[int, ...]:
         return tuple(self.context.get_tensor_shape(name))
 
     def execute(self) -> None:
         if not self.context.execute_async_v3(self.stream.address):
-            raise UnsupportedError(f"{self.path.name}: TensorRT could not enqueue the engine (see the messages above)")
+            raise DeviceError(f"{self.path.name}: TensorRT could not enqueue the engine (see the messages above)")
 
     def layer_information(self) -> str:
         """The engine inspector's JSON (per-layer formats and types; built with detailed profiling verbosity)."""
@@ -154,22 +161,25 @@ class TrtEngine:
         self.context = self.engine = None
 
 
-class TrtGraph:
+class TrtGraph(Closeable):
     """An engine as a graph runner: numpy feeds in, numpy outputs out, staged through pinned host buffers."""
 
     def __init__(self, engine: TrtEngine, profile: int = 0):
         from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, PinnedBuffer
 
-        self.engine = engine
-        engine.set_profile(profile)
+        self.engine, self.output_names = engine, engine.outputs
         names = engine.inputs + engine.outputs
         self.device = {n: DeviceBuffer() for n in names}
         self.host = {n: PinnedBuffer() for n in names}
-        for name in engine.inputs:  # the profile's largest inputs; outputs grow on first use
-            nbytes = volume(engine.max_shape(name, profile)) * engine.dtypes[name].itemsize
-            self.device[name].reserve(nbytes)
-            self.host[name].reserve(nbytes)
-        self.output_names = engine.outputs
+        try:
+            engine.set_profile(profile)
+            for name in engine.inputs:  # the profile's largest inputs; outputs grow on first use
+                nbytes = volume(engine.max_shape(name, profile)) * engine.dtypes[name].itemsize
+                self.device[name].reserve(nbytes)
+                self.host[name].reserve(nbytes)
+        except BaseException:
+            self.close()
+            raise
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         engine = self.engine
@@ -199,28 +209,38 @@ class TrtGraph:
         self.engine.close()
 
 
-class TrtDecoder:
+class TrtDecoder(Closeable):
     """The LLM engine with a preallocated device KV cache (batch 1), switching between its prefill and decode
     optimization profiles."""
 
     def __init__(self, engine: TrtEngine, profiles: dict[str, int], layers: int, kv_heads: int, head_dim: int,
                  hidden: int, vocab: int, context: int):
+        self.engine, self.profiles, self.context = engine, profiles, context
+        self.buffers, self.staging = [], {}
+        try:
+            self._allocate(layers, kv_heads, head_dim, hidden, vocab)
+        except BaseException:
+            self.close()
+            raise
+        self.length, self.active = 0, None
+
+    def _allocate(self, layers: int, kv_heads: int, head_dim: int, hidden: int, vocab: int) -> None:
         from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, PinnedBuffer
 
-        self.engine, self.profiles, self.context = engine, profiles, context
+        engine, context = self.engine, self.context
         self.dtype = engine.dtypes["inputs_embeds"]
         kv_itemsize = engine.dtypes["past_key.0"].itemsize
         row = kv_heads * head_dim * kv_itemsize
         if row % ALIGNMENT:
             raise UnsupportedError(f"a KV cache row of {row} bytes ({kv_heads} heads x {head_dim} x {kv_itemsize} B) "
                                    f"is not a multiple of {ALIGNMENT}; TensorRT needs aligned cache offsets")
-        self.buffers = [DeviceBuffer(context * row) for _ in range(2 * layers)]
-        named = {n: DeviceBuffer(size) for n, size in (("embeds", context * hidden * self.dtype.itemsize),
-                                                         ("positions", context * 8), ("mask", context * 8),
-                                                         ("logits", vocab * engine.dtypes["logits"].itemsize))}
-        self.buffers += named.values()
-        self.staging = {"embeds": PinnedBuffer(context * hidden * self.dtype.itemsize),
-                        "positions": PinnedBuffer(context * 8), "logits": PinnedBuffer()}
+        sizes = [context * row] * (2 * layers) + [context * hidden * self.dtype.itemsize, context * 8, context * 8,
+                                                  vocab * engine.dtypes["logits"].itemsize]
+        for size in sizes:  # appended one by one so that a failed allocation frees the earlier ones
+            self.buffers.append(DeviceBuffer(size))
+        named = dict(zip(("embeds", "positions", "mask", "logits"), self.buffers[2 * layers:]))
+        for name, size in (("embeds", sizes[-4]), ("positions", context * 8), ("logits", 0)):
+            self.staging[name] = PinnedBuffer(size)
         self.layout = DecoderLayout(hidden, kv_heads, head_dim, vocab, kv_itemsize,
                                     tuple((self.buffers[2 * i].ptr, self.buffers[2 * i + 1].ptr)
                                           for i in range(layers)),
@@ -229,7 +249,6 @@ class TrtDecoder:
         ones[...] = 1
         engine.stream.upload(self.layout.mask, ones)
         engine.stream.synchronize()
-        self.length, self.active = 0, None
 
     def reset(self) -> None:
         self.length = 0
@@ -274,10 +293,14 @@ def open_tensorrt_runners(folder: Path, manifest, context: int):
     check_release(target, module_version(import_trt(target.backend)), rebuild)
     check_capability(target, require_device(), rebuild)
     llm = NvilaConfig.from_files(manifest.model_config).llm
-    vision, projector = (TrtGraph(TrtEngine(folder / manifest.graphs[name].file, target.backend))
-                         for name in ("vision", "projector"))
     profiles = {p.name: i for i, p in enumerate(engine_build(manifest, "llm").profiles)}
-    decoder = TrtDecoder(TrtEngine(folder / manifest.graphs["llm"].file, target.backend), profiles,
-                         llm.num_hidden_layers, llm.num_key_value_heads, llm.head_dim, llm.hidden_size,
-                         manifest.token_layout.vocab_size, context)
+    with contextlib.ExitStack() as opened:  # a failure half-way frees what was opened before it
+        vision, projector = (opened.enter_context(TrtGraph(TrtEngine(folder / manifest.graphs[name].file,
+                                                                     target.backend)))
+                             for name in ("vision", "projector"))
+        decoder = opened.enter_context(TrtDecoder(TrtEngine(folder / manifest.graphs["llm"].file, target.backend),
+                                                  profiles, llm.num_hidden_layers, llm.num_key_value_heads,
+                                                  llm.head_dim, llm.hidden_size, manifest.token_layout.vocab_size,
+                                                  context))
+        opened.pop_all()
     return vision, projector, decoder
