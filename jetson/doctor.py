@@ -32,6 +32,7 @@ from nvila_edge.jetson.device import (
     read_power_mode,
     read_swaps,
 )
+from nvila_edge.runtime.backends.cuda_bindings import BINDINGS as CUDA_BINDINGS
 from nvila_edge.runtime.backends.trt_api import INSTALL_HINTS as TRT_INSTALL_HINTS
 from nvila_edge.runtime.backends.trt_api import MODULES as TRT_MODULES
 
@@ -44,8 +45,7 @@ RUN_DISK_BYTES = 1 * GIB
 # Import names tried in order for each probed package; the TensorRT ones are the runtime's own.
 MODULES = {
     **TRT_MODULES,
-    "cuda-python": ("cuda.bindings.runtime", "cuda.cudart"),
-    "pycuda": ("pycuda.driver",),
+    **CUDA_BINDINGS,
     "opencv": ("cv2",),
     "onnxruntime": ("onnxruntime",),
 }
@@ -230,17 +230,22 @@ def check_tensorrt(facts: HostFacts, target: TargetRecord) -> Check:
 def check_cuda_bindings(facts: HostFacts, target: TargetRecord) -> Check:
     if target.default_backend == "onnxruntime":
         return Check("cuda bindings", f"not used by target {target.name}", "skip")
-    for package in ("cuda-python", "pycuda"):
+    for package in CUDA_BINDINGS:  # the order the TensorRT backend tries them in
         if facts.modules[package].found:
-            return Check("cuda bindings", f"{package} {_version(facts.modules[package])}")
+            others = [p for p in CUDA_BINDINGS if p != package and facts.modules[p].found]
+            also = f"; {', '.join(others)} also installed" if others else ""
+            return Check("cuda bindings", f"{package} {_version(facts.modules[package])} (the TensorRT backend uses "
+                                          f"it{also})")
     cuda = facts.device.jetpack.cuda if facts.device.jetpack else facts.device.cuda_version
     if cuda:
         major = int(cuda.split(".")[0])
-        fix = f"pip install 'cuda-python>={'.'.join(cuda.split('.')[:2])},<{major + 1}' (matches CUDA {cuda})"
+        cuda_python = f"pip install 'cuda-python>={'.'.join(cuda.split('.')[:2])},<{major + 1}' (matches CUDA {cuda})"
     else:
-        fix = "pip install cuda-python (same major version as the CUDA driver); pycuda needs the CUDA toolkit to build"
-    return Check("cuda bindings", f"neither cuda-python nor pycuda importable "
-                                  f"({facts.modules['cuda-python'].error})", "fail", fix, ("run", "demo"))
+        cuda_python = "pip install cuda-python (same major version as the CUDA driver)"
+    fix = f"{cuda_python}, or pip install pycuda (builds against the CUDA toolkit)"
+    errors = "; ".join(f"{p}: {facts.modules[p].error}" for p in CUDA_BINDINGS)
+    return Check("cuda bindings", f"neither cuda-python nor pycuda importable ({errors})", "fail", fix,
+                 ("run", "demo"))
 
 
 def _system_opencv_install(facts: HostFacts) -> str:

@@ -85,8 +85,14 @@ def test_cuda_bindings_fix_pins_the_jetpack_cuda_major(nano, tmp_path):
     assert jp6.level == "fail" and "'cuda-python>=12.6,<13'" in jp6.fix and jp6.needed_for == ("run", "demo")
     agx = _with_modules(gather_facts(ROOTS / "orin-agx-64gb-jp72", tmp_path), **missing)
     assert "'cuda-python>=13.2,<14'" in _checks(agx, "orin-agx-64gb")["cuda bindings"].fix
-    found = _checks(_with_modules(nano, pycuda=ModuleProbe("2024.1")), "orin-nano-8gb")["cuda bindings"]
-    assert found.level == "ok"
+    assert jp6.fix.endswith(", or pip install pycuda (builds against the CUDA toolkit)")
+    assert jp6.detail.startswith("neither cuda-python nor pycuda importable (cuda-python: not installed; pycuda: ")
+    alone = _checks(_with_modules(nano, **{**missing, "pycuda": ModuleProbe("2024.1")}), "orin-nano-8gb")
+    assert alone["cuda bindings"].level == "ok"
+    assert alone["cuda bindings"].detail == "pycuda 2024.1 (the TensorRT backend uses it)"
+    both = _checks(_with_modules(nano, **{"cuda-python": ModuleProbe("12.6.2"), "pycuda": ModuleProbe("2024.1")}),
+                   "orin-nano-8gb")["cuda bindings"]
+    assert both.detail == "cuda-python 12.6.2 (the TensorRT backend uses it; pycuda also installed)"
 
 
 def test_nx_root_power_mode_fix_and_enough_memory(tmp_path):
