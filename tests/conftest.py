@@ -63,3 +63,38 @@ def builtin_exports(tmp_path_factory):
         return made[recipe]
 
     return export
+
+
+@pytest.fixture(params=["cuda-python", "pycuda"])
+def emulator(request, monkeypatch):
+    """TensorRT 10.3 and CUDA on an emulated Orin (tests/trt_emulator) for one test, once through each CUDA binding
+    installed alone; fails the test if any device allocation, pinned buffer or stream is left behind."""
+    from trt_emulator import Emulator
+
+    emulated = Emulator()
+    emulated.install(monkeypatch, binding=request.param)
+    yield emulated
+    emulated.check_released()
+
+
+@pytest.fixture(scope="session")
+def trt_engines(builtin_exports, tmp_path_factory):
+    """Engines folders of the built-in model for orin-nano-8gb and the tensorrt backend, built by `nvila-edge
+    build` on the emulator: ``trt_engines("int4")``. Both recipes are exported and built when the session first
+    asks, before any test installs the emulator (the int4 export's quantizer would otherwise find it)."""
+    from trt_emulator import Emulator
+
+    from nvila_edge.cli import main
+
+    built = {}
+    cache = tmp_path_factory.mktemp("trt-cache")
+    for recipe in ("fp16", "int4"):
+        export = builtin_exports(recipe)
+        built[recipe] = tmp_path_factory.mktemp(f"trt-{recipe}") / "engines"
+        with pytest.MonkeyPatch.context() as patch:
+            emulated = Emulator()
+            emulated.install(patch)
+            assert main(["build", str(export), "-o", str(built[recipe]), "--target", "orin-nano-8gb", "--backend",
+                         "tensorrt", "--no-progress", "--cache-dir", str(cache)]) == 0
+            emulated.check_released()
+    return built.__getitem__

@@ -182,3 +182,14 @@ def test_quantized_layers_are_counted_on_a_parsed_network(tmp_path):
     logger = _logger(trt)
     network, _parser = parse_onnx(trt, trt.Builder(logger), logger, tmp_path / "qdq.onnx", "tensorrt-rtx")
     assert network_quantized_layers(trt, network) == {"int8": 3}
+
+
+def test_rtx_builds_for_the_named_compute_capability_and_refuses_an_unknown_one():
+    trt = pytest.importorskip("tensorrt_rtx_bindings")
+    from nvila_edge.runtime.backends.trt_api import set_compute_capability
+
+    config = trt.Builder(trt.Logger(trt.Logger.ERROR)).create_builder_config()
+    set_compute_capability(trt, config, (8, 9))
+    assert config.num_compute_capabilities == 1 and config.get_compute_capability(0) == trt.ComputeCapability.SM89
+    with pytest.raises(UnsupportedError, match=r"cannot build for sm_10 \(it knows: SM"):
+        set_compute_capability(trt, config, (1, 0))
