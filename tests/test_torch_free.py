@@ -14,10 +14,17 @@ def is_export_side(module: str) -> bool:
 
 
 def export_fixtures() -> set[str]:
-    """conftest.py's fixtures that import the export side (the random checkpoints are written with torch)."""
+    """conftest.py's fixtures that import the export side (the random checkpoints are written with torch), or
+    take a fixture that does."""
     tree = ast.parse((TESTS / "conftest.py").read_text())
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
-            and any(isinstance(n, ast.ImportFrom) and is_export_side(n.module or "") for n in ast.walk(node))}
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    found = {node.name for node in functions
+             if any(isinstance(n, ast.ImportFrom) and is_export_side(n.module or "") for n in ast.walk(node))}
+    while True:
+        more = {node.name for node in functions if any(arg.arg in found for arg in node.args.args)} - found
+        if not more:
+            return found
+        found |= more
 
 
 def listed() -> set[str]:
