@@ -45,6 +45,9 @@ class ServeCommand:
                             help=f"images per chat request (default {d['max_images']})")
         parser.add_argument("--chat-queue", type=int, default=d["chat_queue"], metavar="N",
                             help=f"chat requests waiting before 429 (default {d['chat_queue']})")
+        parser.add_argument("--chat-burst", type=int, default=d["chat_burst"], metavar="K",
+                            help=f"chat answers in a row before a due stream prompt or alert gets a turn "
+                                 f"(default {d['chat_burst']}; 0: chat always first)")
         parser.add_argument("--max-streams", type=int, default=d["max_streams"], metavar="N",
                             help=f"streams at once (default {d['max_streams']})")
         parser.add_argument("--max-frame-age", dest="max_frame_age_s", type=float, default=d["max_frame_age_s"],
@@ -76,6 +79,8 @@ class ServeCommand:
         for name in ("max_body_mb", "max_image_mp", "max_frame_age_s"):
             if getattr(args, name) <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+        if args.chat_burst < 0:
+            raise InputError(f"--chat-burst must be 0 (chat always first) or positive, got {args.chat_burst}")
         if args.scene_threshold < 0:
             raise InputError(f"--scene-threshold must be 0 (off) or positive, got {args.scene_threshold}")
         fields = set(ServeOptions.__dataclass_fields__)

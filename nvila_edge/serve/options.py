@@ -22,6 +22,7 @@ class ServeOptions:
     max_image_mp: float = 40.0  # megapixels per image
     max_images: int = 16  # images per chat request
     chat_queue: int = 8  # chat requests waiting for the model before 429
+    chat_burst: int = 4  # chat answers in a row before due stream work gets a turn; 0 = chat always first
     max_streams: int = 16
     max_watches: int = 8  # prompts + alerts per stream
     max_frame_age_s: float = 2.0  # stream work on an older frame is dropped, not queued

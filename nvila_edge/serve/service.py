@@ -42,7 +42,8 @@ class Service:
         self.metrics.add_streams(self.streams.snapshot)
         self.scheduler = StreamScheduler(self.streams, self.bus, self.metrics, options.max_frame_age_s,
                                          options.scene_threshold)
-        self.worker = ModelWorker(load, options.chat_queue, self.metrics, self.scheduler.run_next, on_failed)
+        self.worker = ModelWorker(load, options.chat_queue, self.metrics, self.scheduler.run_next, on_failed,
+                                  options.chat_burst)
         self.images = ImagePolicy(options.max_image_pixels, options.max_body_bytes,
                                   tuple(Path(f).resolve() for f in options.allow_files))
         self.closing = threading.Event()  # set when shutdown begins: long-lived responses end

@@ -1,6 +1,8 @@
 """The model worker: the one thread that owns the model. It loads it, then answers chat requests first
 (a bounded queue: a full queue is a 429 with Retry-After) and otherwise runs the stream scheduler's next
-prompt or alert. HTTP handlers only hand jobs over and read their results from an asyncio queue.
+prompt or alert; after ``chat_burst`` chat answers in a row, due stream work gets one turn, so clients
+asking back to back cannot starve the streams. HTTP handlers only hand jobs over and read their results
+from an asyncio queue.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ class ChatJob:
 class ModelWorker:
     def __init__(self, load: Callable[[], Pipeline], chat_queue: int, metrics: ServeMetrics,
                  run_stream_work: Callable[[Pipeline], bool] | None = None,
-                 on_failed: Callable[[str], None] | None = None):
+                 on_failed: Callable[[str], None] | None = None, chat_burst: int = 0):
         self.load = load
+        self.chat_burst = chat_burst  # chat answers in a row before due stream work gets a turn (0: never)
         self.metrics = metrics
         self.run_stream_work = run_stream_work  # runs one due prompt or alert; False when none was due
         self.on_failed = on_failed
@@ -131,11 +134,16 @@ class ModelWorker:
             return
         self.state = "ready"
         log.info("model ready: %s", self.pipeline.folder)
+        chats_in_a_row = 0
         while not self._stopping.is_set():
+            if self.chat_burst and chats_in_a_row >= self.chat_burst and self._stream_turn():
+                chats_in_a_row = 0  # busy chat must not starve the streams
+                continue
             try:
                 job = self.queue.get_nowait()
             except queue.Empty:
-                if self.run_stream_work is not None and self.run_stream_work(self.pipeline):
+                chats_in_a_row = 0
+                if self._stream_turn():
                     continue
                 try:
                     job = self.queue.get(timeout=POLL_S)
@@ -143,7 +151,11 @@ class ModelWorker:
                     continue
             self.metrics.queue_depth.set(self.queue.qsize())
             if not job.cancelled.is_set():
+                chats_in_a_row += 1
                 self._answer_chat(job)
+
+    def _stream_turn(self) -> bool:
+        return self.run_stream_work is not None and self.run_stream_work(self.pipeline)
 
     def _answer_chat(self, job: ChatJob) -> None:
         started = time.monotonic()
