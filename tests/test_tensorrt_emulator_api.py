@@ -117,7 +117,8 @@ def test_emulated_cuda_runtime_exists_in_cuda_python():
 
 def test_emulated_pycuda_exists_in_pycuda():
     """Names only: pycuda's Boost.Python docstrings do not spell parameter names the way pybind11's do."""
-    real = pytest.importorskip("pycuda.driver", reason="pycuda does not import here (it needs the CUDA driver)")
+    real = pytest.importorskip("pycuda.driver", reason="pycuda does not import here (it needs the CUDA driver)",
+                               exc_type=ImportError)
     assert check_module(emulated_pycuda, real, "pycuda.driver", parameters=False) == []
 
 
