@@ -4,7 +4,8 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test test-slow
 
-$(VENV)/.installed: pyproject.toml
+# Reinstalling also rebuilds the native preprocessing library (native/, CMakeLists.txt).
+$(VENV)/.installed: pyproject.toml CMakeLists.txt $(shell find native -type f 2>/dev/null)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
