@@ -105,6 +105,7 @@ class HostFacts:
     swaps: tuple[SwapArea, ...]
     cache_dir: Path
     disk_free_bytes: int | None
+    preprocess: tuple[str, str] = ("numpy", "")  # (active path, runtime.preprocess.describe_path())
 
 
 def _disk_free(path: Path) -> int | None:
@@ -122,6 +123,8 @@ def _nvpmodel_query(root: Path) -> str | None:
 
 
 def gather_facts(root: Path = Path("/"), cache_dir: Path | None = None) -> HostFacts:
+    from nvila_edge.runtime import preprocess
+
     root = Path(root)
     modules = {name: probe_module(name) for name in MODULES}
     gstreamer, providers = None, ()
@@ -147,6 +150,7 @@ def gather_facts(root: Path = Path("/"), cache_dir: Path | None = None) -> HostF
         swaps=tuple(read_swaps(root)),
         cache_dir=cache_dir,
         disk_free_bytes=_disk_free(cache_dir),
+        preprocess=(preprocess.active_path(), preprocess.describe_path()),
     )
 
 
@@ -358,6 +362,15 @@ def check_disk(facts: HostFacts) -> Check:
                  ("build",) if free >= RUN_DISK_BYTES else ACTIONS)
 
 
+def check_preprocess(facts: HostFacts) -> Check:
+    path, detail = facts.preprocess
+    if path == "native":
+        return Check("preprocessing", detail)
+    fix = ("on a Jetson run jetson/install.sh (it builds the native library with CUDA); elsewhere install a C++ "
+           "compiler (apt-get install g++) and reinstall nvila-edge")
+    return Check("preprocessing", f"{detail}; frames take several times longer to tile", "warn", fix)
+
+
 def run_checks(facts: HostFacts, target: TargetRecord, reason: str) -> list[Check]:
     return [
         check_device(facts, target, reason),
@@ -366,6 +379,7 @@ def run_checks(facts: HostFacts, target: TargetRecord, reason: str) -> list[Chec
         check_cuda_bindings(facts, target),
         check_opencv(facts),
         check_onnxruntime(facts, target),
+        check_preprocess(facts),
         check_cameras(facts),
         check_argus(facts),
         check_power(facts),

@@ -29,6 +29,7 @@ class Answer:
     token_ids: list[int]
     visual_tokens: int
     prompt_positions: int
+    preprocess_ms: float  # frames -> tiles (native or numpy, see runtime.preprocess)
     vision_ms: float
     projector_ms: float
     ttft_ms: float
@@ -76,6 +77,18 @@ def _check_onnxruntime_release(folder: Path, manifest: Manifest, target: EngineT
                                   f"has {onnxruntime.__version__}; rebuild with: {rebuild_command(folder, manifest)}")
 
 
+def device_tiling(vision, dtype: np.dtype):
+    """-> (device buffer or None, tile dtype). A TensorRT vision engine with the native CUDA kernels built gets its
+    single-image tiles straight from the GPU in the engine's input type; otherwise tiles are made on the CPU."""
+    from nvila_edge.runtime import preprocess
+
+    if not (hasattr(vision, "bind_device") and preprocess.cuda_kernels()):
+        return None, dtype
+    from nvila_edge.runtime.backends.cuda_device import DeviceBuffer
+
+    return DeviceBuffer(), vision.engine.dtypes["pixel_values"]
+
+
 class Pipeline(Closeable):
     """Use it in a ``with`` block (or call ``close()``): closing frees the graph runners and the KV cache."""
 
@@ -88,6 +101,7 @@ class Pipeline(Closeable):
         self.newline = np.asarray(self.embed_table[manifest.token_layout.newline_token_id])[None]
         vision, projector, self.decoder = open_runners(folder, manifest, threads, device, max_context)
         self.encoder = GraphEncoder(self.config, vision, projector, self.embed_table.dtype)
+        self.device_tiles, self.pixel_dtype = device_tiling(vision, self.embed_table.dtype)
         self.stop_ids = set(manifest.generation["stop_token_ids"])
         self.last: Answer | None = None
 
@@ -99,6 +113,8 @@ class Pipeline(Closeable):
     def close(self) -> None:
         for runner in (self.encoder.vision, self.encoder.projector, self.decoder):
             runner.close()
+        if self.device_tiles is not None:
+            self.device_tiles.close()
 
     def embed(self, token: int) -> np.ndarray:
         return np.asarray(self.embed_table[token])[None]
@@ -108,7 +124,8 @@ class Pipeline(Closeable):
         stopped early (a stop string, a cancelled request): it then holds the tokens produced so far."""
         start = time.perf_counter()
         self.encoder.vision_ms = self.encoder.projector_ms = 0.0
-        prepared = prepare(self.config, self.tokenizer, self.encoder, self.newline, request)
+        prepared = prepare(self.config, self.tokenizer, self.encoder, self.newline, request, self.pixel_dtype,
+                           self.device_tiles)
         embeds = inputs_embeds(prepared, self.tokenizer, self.embed_table)
         timings, tokens, first = Timings(), [], None
         params = params or SamplingParams(max_new_tokens=self.manifest.generation["max_new_tokens"])
@@ -120,7 +137,7 @@ class Pipeline(Closeable):
         finally:
             ttft = 1000 * ((first or time.perf_counter()) - start)
             self.last = Answer(self.tokenizer.decode(tokens), tokens, prepared.visual_tokens, prepared.positions,
-                               self.encoder.vision_ms, self.encoder.projector_ms, ttft,
+                               prepared.preprocess_ms, self.encoder.vision_ms, self.encoder.projector_ms, ttft,
                                timings.decode_tokens_per_s)
 
     def stream(self, request: Request, params: SamplingParams | None = None,

@@ -8,6 +8,7 @@ The PyTorch reference and the runtime share this code through the ``MediaEncoder
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,9 +16,10 @@ import numpy as np
 
 from nvila_edge.errors import InputError
 from nvila_edge.runtime.config import NvilaConfig
+from nvila_edge.runtime.preprocess import tile_image, tile_image_device
 from nvila_edge.runtime.prompt import render_chat, user_content
 from nvila_edge.runtime.splice import media_item, splice
-from nvila_edge.runtime.tiling import ImageTiles, tile_image
+from nvila_edge.runtime.tiling import ImageTiles
 
 
 @dataclass
@@ -42,6 +44,7 @@ class PreparedPrompt:
     token_ids: list[int]
     items: list[np.ndarray]  # one spliced sequence per media token
     visual_tokens: int
+    preprocess_ms: float = 0.0  # frames -> tiles
 
     @property
     def positions(self) -> int:
@@ -54,16 +57,20 @@ class TiledMedia:
     tiles: list[ImageTiles]
 
 
-def tile_request(config: NvilaConfig, request: Request) -> TiledMedia:
+def tile_request(config: NvilaConfig, request: Request, dtype=np.float32, device_buffer=None) -> TiledMedia:
+    """The request's frames as tiles of ``dtype`` (the vision graph's input type). With a ``device_buffer``
+    (TensorRT vision engine and the native CUDA kernels) a single image is tiled on the GPU, into that buffer."""
     if request.video is not None:
         if request.images:
             raise InputError("ask about images or about a video, not both in one request")
         if not request.video:
             raise InputError("the video has no frames")
-        return TiledMedia("video", [tile_image(config, frame, single=False) for frame in request.video])
+        return TiledMedia("video", [tile_image(config, frame, False, dtype) for frame in request.video])
+    if len(request.images) == 1 and device_buffer is not None:
+        return TiledMedia("image", [tile_image_device(config, request.images[0], True, dtype, device_buffer)])
     if len(request.images) == 1:
-        return TiledMedia("image", [tile_image(config, request.images[0], single=True)])
-    return TiledMedia("images", [tile_image(config, image, single=False) for image in request.images])
+        return TiledMedia("image", [tile_image(config, request.images[0], True, dtype)])
+    return TiledMedia("images", [tile_image(config, image, False, dtype) for image in request.images])
 
 
 def media_blocks(config: NvilaConfig, encoder: MediaEncoder,
@@ -79,14 +86,17 @@ def media_blocks(config: NvilaConfig, encoder: MediaEncoder,
     return [encoder.encode_image(t) for t in media.tiles], ["image"] * len(media.tiles), None
 
 
-def prepare(config: NvilaConfig, tokenizer, encoder: MediaEncoder, newline: np.ndarray,
-            request: Request) -> PreparedPrompt:
+def prepare(config: NvilaConfig, tokenizer, encoder: MediaEncoder, newline: np.ndarray, request: Request,
+            pixel_dtype=np.float32, device_buffer=None) -> PreparedPrompt:
     """``newline`` is the embedding row of "\\n" [1, H] in the embedding table's dtype."""
-    blocks, media, lite_tiles = media_blocks(config, encoder, tile_request(config, request))
+    start = time.perf_counter()
+    tiled = tile_request(config, request, pixel_dtype, device_buffer)
+    preprocess_ms = 1000 * (time.perf_counter() - start)
+    blocks, media, lite_tiles = media_blocks(config, encoder, tiled)
     text = render_chat(user_content(request.prompt, media, lite_tiles))
     items = [media_item([b.astype(newline.dtype, copy=False) for b in group], newline) for group in blocks]
     visual = sum(len(b) for group in blocks for b in group)
-    return PreparedPrompt(tokenizer.encode(text), items, visual)
+    return PreparedPrompt(tokenizer.encode(text), items, visual, preprocess_ms)
 
 
 def inputs_embeds(prepared: PreparedPrompt, tokenizer, embed_table: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ class TilePlan:
 
 @dataclass
 class ImageTiles:
-    pixel_values: np.ndarray  # [T, 3, S, S] float32
+    pixel_values: np.ndarray  # [T, 3, S, S] float32 (or preprocess.DeviceTiles on the CUDA path)
     block: tuple[int, int] | None  # (rows, cols) of the last scale for a Dynamic-S2 single image
     scale_tiles: tuple[int, ...]  # tiles per stage in ViT batch order, e.g. (1, 4, 12); Lite: (grid, thumbnail)
     mode: str
@@ -129,10 +129,15 @@ def cut_tiles(pixels: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return grid.reshape(rows * cols, channels, s, s)
 
 
-def tile_image(config: NvilaConfig, rgb: np.ndarray, single: bool = True) -> ImageTiles:
-    """RGB uint8 [H, W, 3] -> normalised tiles in ViT batch order."""
+def check_rgb(rgb: np.ndarray) -> None:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise InputError(f"expected an RGB uint8 [H, W, 3] image, got {rgb.dtype} {list(rgb.shape)}")
+
+
+def tile_image(config: NvilaConfig, rgb: np.ndarray, single: bool = True) -> ImageTiles:
+    """RGB uint8 [H, W, 3] -> normalised tiles in ViT batch order (the numpy reference; ``preprocess.tile_image``
+    runs the native library when it is built)."""
+    check_rgb(rgb)
     plan = plan_tiles(config, rgb.shape[1], rgb.shape[0], single)
     tile = config.tile_size
     parts = []

@@ -48,7 +48,9 @@ class GraphEncoder:
 
     def features(self, pixel_values: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        out = self.vision.run({"pixel_values": pixel_values.astype(self.dtype, copy=False)})["features"]
+        if isinstance(pixel_values, np.ndarray):  # else tiles already in device memory (TensorRT binds them)
+            pixel_values = pixel_values.astype(self.dtype, copy=False)
+        out = self.vision.run({"pixel_values": pixel_values})["features"]
         self.vision_ms += 1000 * (time.perf_counter() - start)
         return out
 

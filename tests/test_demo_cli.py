@@ -65,7 +65,7 @@ def test_three_answers_are_streamed_and_recorded(tiny_export, tmp_path, capsys):
         assert (r.source, r.prompt, r.kind, r.frames, r.source_status) == (
             "test://shapes", "Describe the image.", "image", 1, "running")
         assert 1 <= r.tokens <= 8 and r.visual_tokens > 0
-        assert r.vision_ms > 0 and r.projector_ms > 0 and r.decode_tokens_per_s > 0
+        assert r.preprocess_ms > 0 and r.vision_ms > 0 and r.projector_ms > 0 and r.decode_tokens_per_s > 0
         assert 0 < r.ttft_ms <= r.answer_ms < 30_000
         assert r.frame_age_ms >= 0 and r.frame_to_first_token_ms >= r.frame_age_ms
         assert r.frames_dropped >= 0 and r.telemetry["process_rss_mb"] > 0

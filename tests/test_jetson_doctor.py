@@ -234,3 +234,14 @@ def test_help_documents_the_exit_codes():
                  "2  bad command line"):
         assert line in text
     assert "--for {build,demo,run}" in text and "--root" in text
+
+
+def test_doctor_says_which_preprocessing_path_runs(nano):
+    from nvila_edge.runtime import preprocess
+
+    checks = _checks(nano, "orin-nano-8gb")
+    assert checks["preprocessing"].detail == preprocess.describe_path()
+    numpy_only = dataclasses.replace(nano, preprocess=("numpy", "numpy (the native library is not built: ...)"))
+    check = _checks(numpy_only, "orin-nano-8gb")["preprocessing"]
+    assert check.level == "warn" and "jetson/install.sh" in check.fix
+    assert exit_code([check], "run") == 0  # slower, not broken

@@ -24,6 +24,7 @@ class AnswerRecord:
     text: str
     tokens: int  # generated tokens
     visual_tokens: int
+    preprocess_ms: float  # frames -> tiles
     vision_ms: float
     projector_ms: float
     ttft_ms: float  # question start (frames in hand) -> first token
@@ -40,7 +41,8 @@ class AnswerRecord:
     def stats_line(self) -> str:
         dropped = f"{self.frames_dropped} frame{'s' if self.frames_dropped != 1 else ''} dropped"
         status = "" if self.source_status == "running" else f" | source {self.source_status}"
-        return (f"frame age {self.frame_age_ms:.0f} ms | vision {self.vision_ms:.1f} ms | TTFT {self.ttft_ms:.0f} ms | "
+        return (f"frame age {self.frame_age_ms:.0f} ms | preprocess {self.preprocess_ms:.1f} ms | "
+                f"vision {self.vision_ms:.1f} ms | TTFT {self.ttft_ms:.0f} ms | "
                 f"frame->first token {self.frame_to_first_token_ms:.0f} ms | {self.decode_tokens_per_s:.1f} tok/s | "
                 f"{dropped}{status}")
 

@@ -162,7 +162,8 @@ class TrtEngine(Closeable):
 
 
 class TrtGraph(Closeable):
-    """An engine as a graph runner: numpy feeds in, numpy outputs out, staged through pinned host buffers."""
+    """An engine as a graph runner: numpy feeds in, numpy outputs out, staged through pinned host buffers. A feed
+    that is already in device memory (``preprocess.DeviceTiles``) is bound where it is."""
 
     def __init__(self, engine: TrtEngine, profile: int = 0):
         from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, PinnedBuffer
@@ -187,6 +188,9 @@ class TrtGraph(Closeable):
         if missing:
             raise InputError(f"{engine.path.name}: missing input(s) {', '.join(missing)}")
         for name in engine.inputs:
+            if hasattr(feeds[name], "address"):  # preprocess.DeviceTiles: already in device memory
+                self.bind_device(name, feeds[name])
+                continue
             array = np.asarray(feeds[name], dtype=engine.dtypes[name])
             staged = self.host[name].view(array.dtype, array.shape)
             staged[...] = array
@@ -202,6 +206,12 @@ class TrtGraph(Closeable):
             engine.stream.download(staged, self.device[name].ptr)
         engine.stream.synchronize()
         return {name: staged.copy() for name, staged in results.items()}
+
+    def bind_device(self, name: str, tiles) -> None:
+        if np.dtype(tiles.dtype) != self.engine.dtypes[name]:
+            raise InputError(f"{self.engine.path.name}: input '{name}' is {self.engine.dtypes[name]}, the device "
+                             f"tiles are {np.dtype(tiles.dtype)}")
+        self.engine.bind(name, Binding(tiles.address, tuple(tiles.shape)))
 
     def close(self) -> None:
         for buffer in [*self.device.values(), *self.host.values()]:
