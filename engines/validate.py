@@ -165,3 +165,50 @@ def format_table(results: list[Comparison]) -> str:
     rows = [header] + [r.row() for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+@dataclass(frozen=True)
+class TileCheck:
+    """The CUDA preprocessing kernels' tiles against the CPU library's, for one output type (expected: equal)."""
+
+    dtype: str
+    max_abs: float | None  # None: not run, see detail
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs is None or self.max_abs == 0.0
+
+    def line(self) -> str:
+        if self.max_abs is None:
+            return f"preprocessing GPU vs CPU {self.dtype}: not run ({self.detail})"
+        verdict = "bit-exact" if self.passed else "FAIL: the GPU tiles differ from the CPU tiles"
+        return f"preprocessing GPU vs CPU {self.dtype}: largest difference {self.max_abs:.3g} ({verdict})"
+
+
+def compare_gpu_tiles(config: NvilaConfig, rgb: np.ndarray) -> list[TileCheck]:
+    """Tile ``rgb`` as a single image with the CUDA kernels and with the CPU library, in FP32 and FP16."""
+    from nvila_edge.runtime import preprocess
+
+    names = ("fp32", "fp16")
+    if not preprocess.cuda_kernels():
+        reason = "the native library was built without CUDA kernels" if preprocess.native else preprocess.describe_path()
+        return [TileCheck(name, None, reason) for name in names]
+    from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, Stream, device_capability
+
+    if device_capability() is None:
+        return [TileCheck(name, None, "no CUDA device here") for name in names]
+    checks, buffer, stream = [], DeviceBuffer(), Stream()
+    try:
+        for name, dtype in zip(names, (np.float32, np.float16)):
+            cpu = preprocess.tile_image(config, rgb, True, dtype).pixel_values
+            tiles = preprocess.tile_image_device(config, rgb, True, dtype, buffer).pixel_values
+            gpu = np.empty(tiles.shape, dtype)
+            stream.download(gpu, tiles.address)
+            stream.synchronize()
+            diff = np.abs(gpu.astype(np.float64) - cpu.astype(np.float64))
+            checks.append(TileCheck(name, float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))))
+    finally:
+        buffer.close()
+        stream.close()
+    return checks

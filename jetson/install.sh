@@ -14,6 +14,7 @@
 #      pip-installed: a pip wheel would not match JetPack's TensorRT, CUDA and driver.
 #   2. A venv made with --system-site-packages, so it sees those bindings and the system OpenCV.
 #   3. This project with the runtime, jetson and serve extras; cuda-python pinned to the CUDA major version.
+#      pip builds the native preprocessing library with its CUDA kernels (g++ and JetPack's nvcc).
 #   4. OpenCV: the system build is kept when it has GStreamer (CSI cameras, hardware decoding) by
 #      removing the pip wheel from the venv; otherwise the script says what is missing and why.
 #   5. nvila-edge doctor --for run.
@@ -98,8 +99,17 @@ VENV="$PREFIX/venv"
 VPY="$VENV/bin/python"
 "$VPY" -m pip install --upgrade pip
 
-# 3. The project; cuda-python must match the CUDA major version of the driver JetPack installed.
-"$VPY" -m pip install "${SRC}[runtime,jetson,serve]" "cuda-python>=$CUDA_MAJOR.0,<$((CUDA_MAJOR + 1))"
+# 3. The project; cuda-python must match the CUDA major version of the driver JetPack installed. The native
+#    preprocessing library is compiled here with JetPack's nvcc, so its kernels match this device's CUDA.
+if ! command -v g++ >/dev/null; then
+  "${SUDO[@]}" apt-get update
+  "${SUDO[@]}" apt-get install -y g++
+fi
+[ -x /usr/local/cuda/bin/nvcc ] || die "no /usr/local/cuda/bin/nvcc: install JetPack's CUDA toolkit (sudo apt-get install nvidia-jetpack)"
+CUDACXX=/usr/local/cuda/bin/nvcc "$VPY" -m pip install "${SRC}[runtime,jetson,serve]" \
+  "cuda-python>=$CUDA_MAJOR.0,<$((CUDA_MAJOR + 1))"
+"$VPY" -c 'import sys; from nvila_edge.runtime import _preprocess as p; sys.exit(not p.cuda)' ||
+  die "the native preprocessing library was built without its CUDA kernels (see the CMake messages above)"
 "$VPY" -c 'import sys, tensorrt; sys.exit(tensorrt.__file__.startswith(sys.prefix))' ||
   die "the venv imports a pip-installed tensorrt; remove it: $VPY -m pip uninstall -y tensorrt"
 

@@ -8,7 +8,9 @@ class ValidateCommand:
     scene, its tiles, a chat prompt; the LLM's prefill and one decode step) and is compared with ONNX Runtime
     on the CPU running the same ONNX graph from the export folder the engines were built from. Prints a
     pass/fail table with the error metrics; TensorRT engines also get the layer precision check (no silent
-    FP32 fallback). Exit status 1 when any check fails.
+    FP32 fallback). On a device with the native CUDA kernels built (jetson/install.sh), the preprocessing
+    kernels' tiles are compared with the CPU library's in FP32 and FP16 and the largest difference is
+    printed (expected: 0, the two share their per-pixel arithmetic). Exit status 1 when any check fails.
 
     Run it once after the first build on a Jetson. The export folder is found through the engines manifest;
     pass --export when it was moved or copied.
@@ -29,13 +31,21 @@ class ValidateCommand:
     def run(self, args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from nvila_edge.engines.validate import format_table, validate_engines
+        from nvila_edge.engines.validate import compare_gpu_tiles, fixed_request, format_table, validate_engines
+        from nvila_edge.runtime.config import NvilaConfig
+        from nvila_edge.runtime.manifest import read_manifest
 
-        results, checks = validate_engines(Path(args.engines_dir), Path(args.export) if args.export else None,
-                                           args.threads)
+        engines_dir = Path(args.engines_dir)
+        results, checks = validate_engines(engines_dir, Path(args.export) if args.export else None, args.threads)
         print(format_table(results))
         for check in checks:
             print(f"layer precision {check.graph}: {check.detail}")
+        config = NvilaConfig.from_files(read_manifest(engines_dir).model_config)
+        tiles = compare_gpu_tiles(config, fixed_request().images[0])
+        for tile in tiles:
+            print(tile.line())
         failed = [r.check for r in results if not r.passed] + [f"{c.graph} precision" for c in checks if not c.passed]
-        print(f"FAIL: {', '.join(failed)}" if failed else f"all {len(results) + len(checks)} checks passed")
+        failed += [f"preprocessing {t.dtype}" for t in tiles if not t.passed]
+        ran = len(results) + len(checks) + sum(t.max_abs is not None for t in tiles)
+        print(f"FAIL: {', '.join(failed)}" if failed else f"all {ran} checks passed")
         return 1 if failed else 0
