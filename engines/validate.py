@@ -192,7 +192,7 @@ def compare_gpu_tiles(config: NvilaConfig, rgb: np.ndarray) -> list[TileCheck]:
 
     names = ("fp32", "fp16")
     if not preprocess.cuda_kernels():
-        reason = "the native library was built without CUDA kernels" if preprocess.native else preprocess.describe_path()
+        reason = preprocess.describe_path() if preprocess.native is None else "the library has no CUDA kernels"
         return [TileCheck(name, None, reason) for name in names]
     from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, Stream, device_capability
 

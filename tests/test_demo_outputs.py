@@ -14,9 +14,10 @@ from nvila_edge.jetson.demo.recorder import VideoRecorder
 def record(index: int, text: str) -> AnswerRecord:
     return AnswerRecord(index=index, time="2025-01-01T00:00:00.000+00:00", source="test://shapes",
                         prompt="Describe the image.", kind="image", frames=1, frame_index=10 * index,
-                        frame_age_ms=12.5, text=text, tokens=5, visual_tokens=192, preprocess_ms=4.0, vision_ms=20.0,
-                        projector_ms=3.0, ttft_ms=60.0, frame_to_first_token_ms=73.0, answer_ms=90.0, decode_tokens_per_s=150.0,
-                        frames_dropped=2, source_status="running", telemetry={"process_rss_mb": 120.0})
+                        frame_age_ms=12.5, text=text, tokens=5, visual_tokens=192, preprocess_ms=4.0,
+                        vision_ms=20.0, projector_ms=3.0, ttft_ms=60.0, frame_to_first_token_ms=73.0, answer_ms=90.0,
+                        decode_tokens_per_s=150.0, frames_dropped=2, source_status="running",
+                        telemetry={"process_rss_mb": 120.0})
 
 
 def gradient_frames(n: int, width=160, height=120) -> list[np.ndarray]:
