@@ -149,10 +149,11 @@ def test_dockerfile_structure():
     assert json.loads(dict(instructions)["ENTRYPOINT"])[0] == "nvila-edge"
 
 
-def test_dockerfile_copies_every_package_folder():
-    package_dirs = set(re.findall(r'"nvila_edge[.\w]*" = "(\w+)"', (REPO / "pyproject.toml").read_text()))
+def test_dockerfile_copies_every_package_folder_and_the_native_sources():
+    package_dirs = set(re.findall(r'"nvila_edge[/\w]*" = "(\w+)"', (REPO / "pyproject.toml").read_text()))
     copied = {a.split()[0].rstrip("/") for k, a in dockerfile_instructions(DOCKERFILE.read_text()) if k == "COPY"}
-    assert package_dirs and package_dirs <= copied
+    assert len(package_dirs) == 5 and package_dirs <= copied
+    assert {"CMakeLists.txt", "native"} <= copied  # pip builds the preprocessing library in the image
 
 
 def test_jetson_guide_states_the_files_were_not_run_on_a_device():

@@ -37,7 +37,8 @@ def test_wheel_without_a_compiler_installs_and_preprocesses_with_numpy(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("nvila_edge/cli.py", "nvila_edge/runtime/tiling.py", "nvila_edge/runtime/backends/tensorrt.py",
                    "nvila_edge/export/onnx/__init__.py", "nvila_edge/engines/build.py",
-                   "nvila_edge/jetson/sources/__init__.py", "nvila_edge/builtin/nvila-shapes/config.json"):
+                   "nvila_edge/jetson/sources/__init__.py", "nvila_edge/builtin/nvila-shapes/config.json",
+                   "nvila_edge/serve/static/index.html"):
         assert module in names
     assert not [n for n in names if "_preprocess" in n or "__pycache__" in n]
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
