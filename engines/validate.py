@@ -191,13 +191,12 @@ def compare_gpu_tiles(config: NvilaConfig, rgb: np.ndarray) -> list[TileCheck]:
     from nvila_edge.runtime import preprocess
 
     names = ("fp32", "fp16")
-    if not preprocess.cuda_kernels():
+    if preprocess.active_path() != "native" or not preprocess.native.cuda:
         reason = preprocess.describe_path() if preprocess.native is None else "the library has no CUDA kernels"
         return [TileCheck(name, None, reason) for name in names]
-    from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, Stream, device_capability
-
-    if device_capability() is None:
+    if not preprocess.cuda_kernels():
         return [TileCheck(name, None, "no CUDA device here") for name in names]
+    from nvila_edge.runtime.backends.cuda_device import DeviceBuffer, Stream
     checks, buffer, stream = [], DeviceBuffer(), Stream()
     try:
         for name, dtype in zip(names, (np.float32, np.float16)):

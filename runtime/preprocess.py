@@ -36,7 +36,8 @@ def describe_path() -> str:
         return "numpy (the native library is not built: no C++ compiler at install time; install g++ and reinstall)"
     if os.environ.get(FORCE_ENV) == "numpy":
         return f"numpy (forced by {FORCE_ENV}=numpy)"
-    cuda = "with CUDA kernels" if native.cuda else "CPU only"
+    cuda = ("with CUDA kernels" if native.cuda_devices() else "CUDA kernels built, no GPU here") if native.cuda \
+        else "CPU only"
     return f"native C++ ({os.cpu_count()} threads, {cuda})"
 
 
@@ -75,7 +76,8 @@ class DeviceTiles:
 
 
 def cuda_kernels() -> bool:
-    return active_path() == "native" and bool(native.cuda)
+    """The CUDA kernels are built and a GPU is there to run them."""
+    return active_path() == "native" and bool(native.cuda) and native.cuda_devices() > 0
 
 
 def tile_image_device(config: NvilaConfig, rgb: np.ndarray, single: bool, dtype, buffer) -> ImageTiles:

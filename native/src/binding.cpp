@@ -90,6 +90,7 @@ PYBIND11_MODULE(_preprocess, m) {
           "Execute a tile plan ([(cols, rows), ...] in ViT batch order) on the CPU into `out` [T, 3, S, S].");
 #ifdef NVILA_PREPROCESS_CUDA
     m.attr("cuda") = true;
+    m.def("cuda_devices", &cuda_device_count, "GPUs the kernels can run on here (0 without a GPU or driver).");
     m.def("tile_into_device", &tile_into_device, py::arg("rgb"), py::arg("stages"), py::arg("tile"), py::arg("mean"),
           py::arg("std"), py::arg("device_out"), py::arg("half"), py::arg("stream") = 0,
           "The same on the GPU, into device memory at `device_out` (synchronised on `stream` before returning).");

@@ -129,6 +129,11 @@ class Executor {
 
 }  // namespace
 
+int cuda_device_count() {
+    int count = 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
+
 void tile_image_cuda(const Image& image, const std::vector<Stage>& stages, int tile, const Normalization& norm,
                      OutputType type, void* device_out, void* stream) {
     static Executor executor;
