@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.engines.cache import EngineCache, EngineKey, onnx_fingerprint, remove_stale_partials
+from nvila_edge.engines.cpu_options import CpuLlmOptions, cpu_options
 from nvila_edge.engines.memory import MemoryPlan, ModelMemory, choose_context
 from nvila_edge.engines.profiles import context_dims, graph_profiles
 from nvila_edge.engines.targets import TargetRecord, check_recipe
@@ -37,6 +38,7 @@ from nvila_edge.runtime.manifest import (
     GraphSpec,
     Manifest,
     OptimizationProfile,
+    TensorSpec,
     engine_build,
     engine_target,
     read_manifest,
@@ -108,10 +110,14 @@ class BuildPlan:
     profiles: dict[str, list[OptimizationProfile]]
     keys: dict[str, EngineKey]
     optimization_level: int
+    cpu: CpuLlmOptions = field(default_factory=CpuLlmOptions)  # the CPU rewrite of the LLM (onnxruntime only)
 
 
 def plan_build(export_dir: Path, target: TargetRecord, backend: str | None = None, max_context: int | None = None,
-               optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL) -> BuildPlan:
+               optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL, accuracy_level: int | None = None,
+               lm_head: str | None = None) -> BuildPlan:
+    """Check and decide everything; ``accuracy_level`` and ``lm_head`` shape the CPU rewrite of the LLM (the
+    recipe's defaults when None)."""
     export_dir = Path(export_dir)
     export = read_manifest(export_dir, "export", verify_hashes=True)
     backend = backend or target.default_backend
@@ -124,15 +130,21 @@ def plan_build(export_dir: Path, target: TargetRecord, backend: str | None = Non
     context, memory = choose_context(model_memory(export_dir, export), target, export.dims["total"].max, workspace,
                                      max_context)
     profiles, keys = {}, {}
+    cpu = cpu_options(export.precision, accuracy_level, lm_head)
     if backend == "onnxruntime":
         options = {"device": ort_device(target), "level": "extended"}
     else:
         options = {"optimization_level": optimization_level, "workspace_bytes": target.workspace_bytes}
     for name, graph in export.graphs.items():
         profiles[name] = graph_profiles(export, name, context) if backend != "onnxruntime" else []
+        graph_options = options
+        if backend == "onnxruntime" and name == "llm" and options["device"] == "cpu":
+            graph_options = {**options, "cpu": dataclasses.asdict(cpu)}
         keys[name] = EngineKey(name, onnx_fingerprint(export_dir, graph), export.precision, backend, version,
-                               target.name, target.capability, options, [dataclasses.asdict(p) for p in profiles[name]])
-    return BuildPlan(export_dir, export, target, backend, version, context, memory, profiles, keys, optimization_level)
+                               target.name, target.capability, graph_options,
+                               [dataclasses.asdict(p) for p in profiles[name]])
+    return BuildPlan(export_dir, export, target, backend, version, context, memory, profiles, keys, optimization_level,
+                     cpu)
 
 
 @dataclass
@@ -147,11 +159,16 @@ def _build_into(plan: BuildPlan, name: str, folder: Path, cache: EngineCache, ba
     """Build one graph's engine into ``folder``; -> the cache entry record."""
     onnx_path = plan.export_dir / plan.export.graphs[name].file
     if plan.backend == "onnxruntime":
-        from nvila_edge.engines.onnxruntime_builder import build_ort_model
+        from nvila_edge.engines.onnxruntime_builder import build_ort_graph
 
-        files = build_ort_model(onnx_path, folder, name, ort_device(plan.target), threads=1)
+        llm = NvilaConfig.from_files(plan.export.model_config).llm
+        built = build_ort_graph(onnx_path, folder, name, plan.export.graphs[name].precision, ort_device(plan.target),
+                                llm, plan.export.dims["total"].max, plan.cpu, threads=1)
         bar.update(1)
-        quantized, check = {}, "not applicable: ONNX Runtime runs the graph's Q/DQ as written"
+        return {"files": built.files, "sha256": sha256_file(folder / built.files[0]), "quantized_layers": {},
+                "precision_check": "not applicable: ONNX Runtime runs the graph's Q/DQ as written",
+                "inputs": [dataclasses.asdict(t) for t in built.inputs],
+                "outputs": [dataclasses.asdict(t) for t in built.outputs], "kv_layout": built.kv_layout}
     else:
         from nvila_edge.engines.tensorrt_builder import TrtBuildOptions, build_trt_engine
         from nvila_edge.runtime.backends.trt_api import uses_timing_cache
@@ -169,18 +186,22 @@ def _build_into(plan: BuildPlan, name: str, folder: Path, cache: EngineCache, ba
 
 def engines_manifest(plan: BuildPlan, records: dict[str, dict]) -> Manifest:
     export = plan.export
-    graphs = {}
+    graphs, kv_layout = {}, export.kv_layout
     for name, record in records.items():
         source = export.graphs[name]
         build = EngineBuild(source.file, source.sha256, plan.keys[name].digest(), plan.profiles[name],
                             plan.keys[name].options, record["quantized_layers"], record["precision_check"])
-        graphs[name] = GraphSpec(record["files"][0], record["sha256"], source.inputs, source.outputs, source.precision,
+        # an ONNX Runtime build records the IO of the graph it wrote (the CPU rewrite changes it)
+        inputs = [TensorSpec(**t) for t in record["inputs"]] if "inputs" in record else source.inputs
+        outputs = [TensorSpec(**t) for t in record["outputs"]] if "outputs" in record else source.outputs
+        graphs[name] = GraphSpec(record["files"][0], record["sha256"], inputs, outputs, source.precision,
                                  record["files"][1:], plan.backend, dataclasses.asdict(build))
+        kv_layout = record.get("kv_layout") or kv_layout
     target = EngineTarget(plan.target.name, plan.backend, plan.backend_version, plan.target.capability, plan.context,
                           {**dataclasses.asdict(plan.memory), "budget": plan.target.memory_budget_bytes})
     source = {"name": export.source.get("name"), "path": str(plan.export_dir.resolve()),
               "sha256": sha256_file(plan.export_dir / MANIFEST), "checkpoint_sha256": export.source.get("sha256")}
-    return dataclasses.replace(export, kind="engines", source=source, graphs=graphs,
+    return dataclasses.replace(export, kind="engines", source=source, graphs=graphs, kv_layout=kv_layout,
                                dims={**export.dims, **context_dims(plan.context)}, target=dataclasses.asdict(target))
 
 

@@ -59,12 +59,14 @@ def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: 
     from nvila_edge.runtime.backends.onnxruntime import OrtDecoder, OrtGraph
 
     llm = NvilaConfig.from_files(manifest.model_config).llm
-    # the LLM graph's own input dtype sizes the KV cache and logits (FP16 for every quantized recipe)
+    # the LLM graph's own input dtype sizes the KV cache and logits (FP16 for the quantized recipes' exports,
+    # FP32 for the CPU engines)
     dtype = np.dtype(next(t.dtype for t in manifest.graphs["llm"].inputs if t.name == "inputs_embeds"))
     vision = OrtGraph(folder / manifest.graphs["vision"].file, threads, device)
     projector = OrtGraph(folder / manifest.graphs["projector"].file, threads, device)
     decoder = OrtDecoder(folder / manifest.graphs["llm"].file, llm.num_hidden_layers, llm.num_key_value_heads,
-                         llm.head_dim, manifest.token_layout.vocab_size, context, dtype, threads, device)
+                         llm.head_dim, manifest.token_layout.vocab_size, context, dtype, threads, device,
+                         kv_layout=manifest.kv_layout)
     return vision, projector, decoder
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 
+from nvila_edge.engines.cpu_options import ACCURACY_LEVELS, DEFAULT_ACCURACY_LEVEL, DEFAULT_LM_HEAD, LM_HEAD_FORMS
 from nvila_edge.engines.targets import TARGETS
 from nvila_edge.runtime.backends import BACKENDS
 
@@ -21,6 +22,7 @@ class BuildCommand:
       nvila-edge build out/lite2b-int4 -o engines/lite2b --target auto
       nvila-edge build out/builtin-fp16 -o engines/builtin-rtx --target rtx
       nvila-edge build out/builtin-fp32 -o engines/builtin-cpu --target cpu --max-context 1024
+      nvila-edge build out/builtin-int4 -o engines/builtin-cpu-int4 --target cpu --lm-head int8
     """
 
     name = "build"
@@ -38,6 +40,13 @@ class BuildCommand:
                                                             "fits the target's memory budget)")
         parser.add_argument("--optimization-level", type=int, default=3, choices=range(6), metavar="0-5",
                             help="TensorRT builder optimization level (default 3)")
+        parser.add_argument("--accuracy-level", type=int, choices=ACCURACY_LEVELS,
+                            help="cpu target: MatMulNBits accuracy level of INT4 weights (0 = FP32 activations, "
+                                 f"4 = INT8 activations; default {DEFAULT_ACCURACY_LEVEL})")
+        parser.add_argument("--lm-head", choices=LM_HEAD_FORMS,
+                            help="cpu target: lm_head weights as exported (float) or quantized to int8 / int4 "
+                                 "(default per recipe: " + ", ".join(f"{r} {f}" for r, f in DEFAULT_LM_HEAD.items())
+                                 + ")")
         parser.add_argument("--cache-dir", help="engine cache (default: $NVILA_EDGE_CACHE, else ~/.cache/nvila-edge)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -56,7 +65,8 @@ class BuildCommand:
             print(f"target auto: {reason}")
         else:
             target = get_target(args.target)
-        plan = plan_build(Path(args.export_dir), target, args.backend, args.max_context, args.optimization_level)
+        plan = plan_build(Path(args.export_dir), target, args.backend, args.max_context, args.optimization_level,
+                          args.accuracy_level, args.lm_head)
         print(f"{plan.export.source.get('name')} ({plan.export.precision}) -> {target.name}: {plan.backend} "
               f"{plan.backend_version}, max context {plan.context}, needs {plan.memory.describe()} of "
               f"{gib(target.memory_budget_bytes)}")

@@ -1,7 +1,9 @@
 """ONNX Runtime backend (CPU here; CUDA or TensorRT execution providers when installed).
 
-Decode steps use IO binding: ``past`` inputs and ``new`` K/V outputs are bound straight to views of the
-preallocated KV cache, and logits to a reused buffer, so no cache data passes through Python.
+Decode steps use IO binding: the cache inputs and outputs are bound straight to the preallocated KV cache
+(views of it for the export's graphs, the whole buffer updated in place for the CPU engines' LLM), and logits to
+a reused buffer, so no cache data passes through Python. Which inputs the LLM graph takes follows from its cache
+layout, recorded in the manifest.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nvila_edge.errors import InputError
-from nvila_edge.runtime.backends.kv_cache import KVCache
+from nvila_edge.runtime.backends.kv_cache import KV_LAYOUTS, SEQ_MAJOR, KVCache
 from nvila_edge.runtime.lifecycle import Closeable
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -70,13 +72,21 @@ class OrtGraph(Closeable):
 
 
 class OrtDecoder(Closeable):
-    """The LLM graph with a preallocated KV cache (batch 1)."""
+    """The LLM graph with a preallocated KV cache (batch 1).
+
+    ``kv_layout`` SEQ_MAJOR: the export's IO (``position_ids``, ``attention_mask``, ``past_*`` -> ``new_*``);
+    SHARED_HEAD_MAJOR: the CPU engines' IO (``seqlens_k``, ``total_sequence_length``, ``past_*`` -> ``present_*``
+    on one buffer), whose positions follow from the cache length.
+    """
 
     def __init__(self, path: Path, layers: int, kv_heads: int, head_dim: int, vocab: int, context: int,
-                 dtype: np.dtype, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
+                 dtype: np.dtype, threads: int | None = None, device: str = "cpu", exact_int4: bool = True,
+                 kv_layout: str = SEQ_MAJOR):
+        if kv_layout not in KV_LAYOUTS:
+            raise InputError(f"unknown KV cache layout '{kv_layout}' in the manifest; rebuild the engines")
         self.graph = OrtGraph(path, threads, device, exact_int4)
         self.layers, self.context, self.dtype = layers, context, np.dtype(dtype)
-        self.cache = KVCache.allocate(layers, context, kv_heads, head_dim, self.dtype)
+        self.cache = KVCache.allocate(layers, context, kv_heads, head_dim, self.dtype, kv_layout)
         self.mask = np.ones((1, context), dtype=np.int64)
         self.positions = np.arange(context, dtype=np.int64)[None]
         self.logits = np.zeros((1, 1, vocab), dtype=self.dtype)
@@ -90,6 +100,16 @@ class OrtDecoder(Closeable):
             raise InputError(f"{p + s} positions do not fit the context of {self.context}")
         binding = self.graph.session.io_binding()
         binding.bind_cpu_input("inputs_embeds", np.ascontiguousarray(inputs_embeds[None], dtype=self.dtype))
+        if self.cache.layout == SEQ_MAJOR:
+            self._bind_views(binding, s, p)
+        else:
+            self._bind_shared(binding, s, p)
+        binding.bind_output("logits", "cpu", 0, self.dtype, self.logits.shape, self.logits.ctypes.data)
+        self.graph.session.run_with_iobinding(binding)
+        self.cache.length = p + s
+        return self.logits[0, 0].astype(np.float32)
+
+    def _bind_views(self, binding, s: int, p: int) -> None:
         binding.bind_cpu_input("position_ids", self.positions[:, p:p + s])
         binding.bind_cpu_input("attention_mask", self.mask[:, : p + s])
         for i in range(self.layers):
@@ -99,10 +119,14 @@ class OrtDecoder(Closeable):
             binding.bind_cpu_input(f"past_value.{i}", past_v)
             for name, view in ((f"new_key.{i}", new_k), (f"new_value.{i}", new_v)):
                 binding.bind_output(name, "cpu", 0, self.dtype, view.shape, view.ctypes.data)
-        binding.bind_output("logits", "cpu", 0, self.dtype, self.logits.shape, self.logits.ctypes.data)
-        self.graph.session.run_with_iobinding(binding)
-        self.cache.length = p + s
-        return self.logits[0, 0].astype(np.float32)
+
+    def _bind_shared(self, binding, s: int, p: int) -> None:
+        binding.bind_cpu_input("seqlens_k", np.array([p + s - 1], dtype=np.int32))
+        binding.bind_cpu_input("total_sequence_length", np.array(p + s, dtype=np.int32))
+        for i in range(self.layers):
+            for kind, buffer in (("key", self.cache.keys[i]), ("value", self.cache.values[i])):
+                binding.bind_cpu_input(f"past_{kind}.{i}", buffer)
+                binding.bind_output(f"present_{kind}.{i}", "cpu", 0, self.dtype, buffer.shape, buffer.ctypes.data)
 
     def close(self) -> None:
         self.graph.close()
