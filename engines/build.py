@@ -88,10 +88,11 @@ def ort_device(target: TargetRecord) -> str:
     return "cpu" if target.compute_capability is None else "cuda"
 
 
-def model_memory(folder: Path, export: Manifest) -> ModelMemory:
+def model_memory(folder: Path, export: Manifest, float32: bool = False) -> ModelMemory:
+    """``float32``: the engines compute and cache in FP32 whatever the export's float type (the CPU build)."""
     llm = {t.name: t for t in export.graphs["llm"].inputs}
     weights = sum((folder / f).stat().st_size for g in export.graphs.values() for f in [g.file, *g.external_data])
-    itemsize = {name: np.dtype(llm[name].dtype).itemsize for name in ("inputs_embeds", "past_key.0")}
+    itemsize = {name: 4 if float32 else np.dtype(llm[name].dtype).itemsize for name in ("inputs_embeds", "past_key.0")}
     return ModelMemory(NvilaConfig.from_files(export.model_config), weights, itemsize["inputs_embeds"],
                        itemsize["past_key.0"], export.dims["tiles"].max)
 
@@ -127,8 +128,9 @@ def plan_build(export_dir: Path, target: TargetRecord, backend: str | None = Non
     if backend == "tensorrt":
         check_build_gpu(target)
     workspace = 0 if backend == "onnxruntime" else target.workspace_bytes
-    context, memory = choose_context(model_memory(export_dir, export), target, export.dims["total"].max, workspace,
-                                     max_context)
+    float32 = backend == "onnxruntime" and ort_device(target) == "cpu"
+    context, memory = choose_context(model_memory(export_dir, export, float32), target, export.dims["total"].max,
+                                     workspace, max_context)
     profiles, keys = {}, {}
     cpu = cpu_options(export.precision, accuracy_level, lm_head)
     if backend == "onnxruntime":

@@ -21,7 +21,7 @@ from typing import Any
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.runtime.manifest import GraphSpec, sha256_file
 
-CACHE_FORMAT = 2  # bump when the build code changes what an identical key produces
+CACHE_FORMAT = 3  # bump when the build code changes what an identical key produces
 ENTRY = "entry.json"
 
 

@@ -114,6 +114,39 @@ def rope_tables(cfg: LlmConfig, positions: int) -> tuple[np.ndarray, np.ndarray]
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
 
 
+def _rebase(first: Linear, others: list[Linear], norm: np.ndarray) -> np.ndarray:
+    """Move ``first``'s AWQ input scale into the RMSNorm weight ``norm`` feeding them all; the others keep only
+    their ratio to it. -> the new norm weight."""
+    if first.input_scale is None or any(p.input_scale is None for p in others):
+        return norm
+    base = first.input_scale.astype(np.float32)
+    for part in others:
+        part.input_scale = part.input_scale.astype(np.float32) / base
+    first.input_scale = None
+    return norm.astype(np.float32) * base
+
+
+def fold_awq_scales(weights: LlmWeights) -> LlmWeights:
+    """Fold AWQ's per-channel activation scales into neighbouring weights where that is exact, so fewer ops run:
+    q's and gate's into the RMSNorm weights before them (k, v, up keep their ratios), and down's into the output
+    columns of up (SiLU(gate) * up is linear in up per channel), which for INT4 are its block scales."""
+    for layer in weights.layers:
+        q, k, v, gate, up, down = (layer.linears[n] for n in ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj",
+                                                               "down_proj"))
+        if down.input_scale is not None:
+            scale = down.input_scale.astype(np.float32)
+            if up.int4 is not None:
+                up.scales = up.scales.astype(np.float32) * scale[None, :]
+            else:
+                up.weight = up.weight.astype(np.float32) * scale[None, :]
+            if up.bias is not None:
+                up.bias = up.bias.astype(np.float32) * scale
+            down.input_scale = None
+        layer.input_norm = _rebase(q, [k, v], layer.input_norm)
+        layer.post_norm = _rebase(gate, [up], layer.post_norm)
+    return weights
+
+
 def _packable(parts: list[Linear]) -> bool:
     scales = [p.input_scale for p in parts]
     if all(s is None for s in scales):
@@ -192,7 +225,7 @@ def write_cpu_llm(export: onnx.ModelProto, out: Path, cfg: LlmConfig, options: C
                   positions: int) -> list[str]:
     """Write the CPU graph of the export's loaded ``llm.onnx`` to ``out`` (weights in ``<out>.data``), with rotary
     tables for ``positions`` positions; -> the file names written, model first."""
-    model = llm_graph(read_llm_weights(export, cfg.num_hidden_layers), cfg, options, positions)
+    model = llm_graph(fold_awq_scales(read_llm_weights(export, cfg.num_hidden_layers)), cfg, options, positions)
     data = f"{out.name}.data"
     onnx.save_model(model, str(out), save_as_external_data=True, all_tensors_to_one_file=True, location=data,
                     size_threshold=1024)
