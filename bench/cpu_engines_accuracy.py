@@ -78,8 +78,8 @@ def main() -> None:
             print(f"{recipe} export: {rows[recipe]['export']}", file=sys.stderr, flush=True)
         for level, lm_head in VARIANTS.get(recipe, DEFAULT_VARIANTS):
             variant = f"level {'default' if level is None else level}, lm_head {lm_head or 'default'}"
-            engines = build(export_dir, args.work / f"engines-cpu-{recipe}-{level}-{lm_head}", args.work / "engine-cache",
-                            level, lm_head)
+            folder = args.work / f"engines-cpu-{recipe}-{level}-{lm_head}"
+            engines = build(export_dir, folder, args.work / "engine-cache", level, lm_head)
             row = {"accuracy": score(engines, args.n, args.seed, args.threads)["accuracy"]}
             if recipe == "int4":
                 row["greedy_vs_export"] = greedy_agreement(export_dir, engines, args.scenes, args.threads)
@@ -87,8 +87,8 @@ def main() -> None:
             print(f"{recipe} {variant}: {row}", file=sys.stderr, flush=True)
     base = rows.get("fp32", {}).get("export")
     if base is not None:
-        for recipe, row in rows.items():
-            for variant, cell in row.items():
+        for row in rows.values():
+            for cell in row.values():
                 if isinstance(cell, dict):
                     cell["points_vs_fp32_export"] = round(100 * (cell["accuracy"] - base), 2)
     print(json.dumps({"model": args.model, "n": args.n, "seed": args.seed, "recipes": rows}, indent=2))

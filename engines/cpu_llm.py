@@ -109,7 +109,8 @@ class _Writer:
 def rope_tables(cfg: LlmConfig, positions: int) -> tuple[np.ndarray, np.ndarray]:
     """cos, sin [positions, head_dim / 2] in FP32, computed as the export's graph computes them."""
     hd = cfg.head_dim
-    inv_freq = np.float32(1.0) / (np.float32(cfg.rope_theta) ** (np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd)))
+    exponents = np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd)
+    inv_freq = np.float32(1.0) / (np.float32(cfg.rope_theta) ** exponents)
     freqs = np.arange(positions, dtype=np.float32)[:, None] * inv_freq[None, :]
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
 
@@ -190,8 +191,9 @@ def llm_graph(weights: LlmWeights, cfg: LlmConfig, options: CpuLlmOptions, posit
     cos_table, sin_table = rope_tables(cfg, positions)
     cos, sin = w.constant("rope.cos", cos_table), w.constant("rope.sin", sin_table)
     residual = "inputs_embeds"
-    h = w.node("SimplifiedLayerNormalization", [residual, w.constant("layers.0.input_norm", weights.layers[0].input_norm)],
-               "layers.0.input_norm.normed", axis=-1, epsilon=eps, stash_type=1)
+    gamma = w.constant("layers.0.input_norm", weights.layers[0].input_norm)
+    h = w.node("SimplifiedLayerNormalization", [residual, gamma], "layers.0.input_norm.normed", axis=-1, epsilon=eps,
+               stash_type=1)
     for i, layer in enumerate(weights.layers):
         attention = _attention(w, cfg, h, layer, i, cos, sin)
         if i == len(weights.layers) - 1:  # only the last position's logits are wanted

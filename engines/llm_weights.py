@@ -11,6 +11,7 @@ initializers of each norm's last ``Mul``. Nothing is converted here: the graph w
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import onnx
 from onnx import numpy_helper

@@ -92,8 +92,10 @@ def _optimize(onnx_path: Path, folder: Path, graph: str, device: str, threads: i
 
 def _session_io(session) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Names, numpy dtypes and shapes (dimension names for dynamic axes) of a session's inputs and outputs."""
+
     def spec(arg) -> TensorSpec:
-        return TensorSpec(arg.name, np.dtype(ORT_TYPES[arg.type]).name, [d if d is not None else "?" for d in arg.shape])
+        shape = [d if d is not None else "?" for d in arg.shape]
+        return TensorSpec(arg.name, np.dtype(ORT_TYPES[arg.type]).name, shape)
 
     return [spec(i) for i in session.get_inputs()], [spec(o) for o in session.get_outputs()]
 

@@ -51,7 +51,8 @@ def test_cpu_engines_rewrite_the_llm_validate_and_answer_like_the_export(recipe,
     capsys.readouterr()
     assert main(["validate", str(out), "--threads", "2"]) == 0
     assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:5]] == ["pass"] * 4
-    request = Request("What shapes are in the picture?", [render_scene(random_scene(np.random.default_rng(3), 160, 120))])
+    scene = render_scene(random_scene(np.random.default_rng(3), 160, 120))
+    request = Request("What shapes are in the picture?", [scene])
     params = SamplingParams(max_new_tokens=12)
     want = Pipeline.open(builtin_exports(recipe), threads=2).ask(request, params).token_ids
     got = Pipeline.open(out, threads=2).ask(request, params).token_ids
