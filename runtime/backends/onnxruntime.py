@@ -90,6 +90,7 @@ class OrtDecoder(Closeable):
         self.mask = np.ones((1, context), dtype=np.int64)
         self.positions = np.arange(context, dtype=np.int64)[None]
         self.logits = np.zeros((1, 1, vocab), dtype=self.dtype)
+        self.shared_binding = self._bind_shared() if kv_layout != SEQ_MAJOR else None
 
     def reset(self) -> None:
         self.cache.length = 0
@@ -98,13 +99,16 @@ class OrtDecoder(Closeable):
         s, p = len(inputs_embeds), self.cache.length
         if p + s > self.context:
             raise InputError(f"{p + s} positions do not fit the context of {self.context}")
-        binding = self.graph.session.io_binding()
-        binding.bind_cpu_input("inputs_embeds", np.ascontiguousarray(inputs_embeds[None], dtype=self.dtype))
-        if self.cache.layout == SEQ_MAJOR:
+        if self.shared_binding is None:
+            binding = self.graph.session.io_binding()
             self._bind_views(binding, s, p)
-        else:
-            self._bind_shared(binding, s, p)
-        binding.bind_output("logits", "cpu", 0, self.dtype, self.logits.shape, self.logits.ctypes.data)
+        else:  # the cache and logits stay bound; only this step's inputs change
+            binding = self.shared_binding
+            lengths = np.array([p + s - 1], dtype=np.int32), np.array(p + s, dtype=np.int32)
+            binding.bind_cpu_input("seqlens_k", lengths[0])
+            binding.bind_cpu_input("total_sequence_length", lengths[1])
+        embeds = np.ascontiguousarray(inputs_embeds[None], dtype=self.dtype)  # alive until the run returns
+        binding.bind_cpu_input("inputs_embeds", embeds)
         self.graph.session.run_with_iobinding(binding)
         self.cache.length = p + s
         return self.logits[0, 0].astype(np.float32)
@@ -119,14 +123,20 @@ class OrtDecoder(Closeable):
             binding.bind_cpu_input(f"past_value.{i}", past_v)
             for name, view in ((f"new_key.{i}", new_k), (f"new_value.{i}", new_v)):
                 binding.bind_output(name, "cpu", 0, self.dtype, view.shape, view.ctypes.data)
+        self._bind_logits(binding)
 
-    def _bind_shared(self, binding, s: int, p: int) -> None:
-        binding.bind_cpu_input("seqlens_k", np.array([p + s - 1], dtype=np.int32))
-        binding.bind_cpu_input("total_sequence_length", np.array(p + s, dtype=np.int32))
+    def _bind_shared(self):
+        """One binding for every step: each layer's past and present are the same whole cache buffer."""
+        binding = self.graph.session.io_binding()
         for i in range(self.layers):
             for kind, buffer in (("key", self.cache.keys[i]), ("value", self.cache.values[i])):
                 binding.bind_cpu_input(f"past_{kind}.{i}", buffer)
                 binding.bind_output(f"present_{kind}.{i}", "cpu", 0, self.dtype, buffer.shape, buffer.ctypes.data)
+        self._bind_logits(binding)
+        return binding
+
+    def _bind_logits(self, binding) -> None:
+        binding.bind_output("logits", "cpu", 0, self.dtype, self.logits.shape, self.logits.ctypes.data)
 
     def close(self) -> None:
         self.graph.close()
