@@ -22,7 +22,7 @@ from quant_table import export, score
 RECIPES = ("fp32", "fp16", "int4", "int8-int4", "fp8")
 # build options tried per recipe, (accuracy level, lm_head); None = the build's default. The accuracy level only
 # matters for INT4 LLM weights; the lm_head form for the rewritten LLMs (fp32, fp16, int4).
-VARIANTS = {"int4": [(None, None), (0, "float"), (4, "float"), (0, "int4")]}
+VARIANTS = {"int4": [(None, None), (0, "float")]}
 DEFAULT_VARIANTS = [(None, None)]
 SCORED_EXPORTS = ("fp32", "int4")
 PROMPT = "Describe the picture."
