@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nvila_edge.atomic import atomic_folder
+from nvila_edge.runtime.hash_cache import cache_root
 from nvila_edge.runtime.manifest import GraphSpec, sha256_file
 
 CACHE_FORMAT = 3  # bump when the build code changes what an identical key produces
@@ -27,7 +28,7 @@ ENTRY = "entry.json"
 
 def engine_cache_dir() -> Path:
     """Where built engines are kept: ``$NVILA_EDGE_CACHE``, else ``~/.cache/nvila-edge``."""
-    return Path(os.environ.get("NVILA_EDGE_CACHE") or Path.home() / ".cache" / "nvila-edge")
+    return cache_root()
 
 
 def onnx_fingerprint(folder: Path, graph: GraphSpec) -> str:

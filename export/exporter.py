@@ -60,8 +60,9 @@ def tensor_specs(values) -> list[TensorSpec]:
 
 def graph_spec(path: Path, precision: str, external: list[str]) -> GraphSpec:
     model = onnx.load(str(path), load_external_data=False)
+    sizes = {name: (path.parent / name).stat().st_size for name in [path.name, *external]}
     return GraphSpec(path.name, sha256_file(path), tensor_specs(model.graph.input), tensor_specs(model.graph.output),
-                     precision, external)
+                     precision, external, sizes=sizes)
 
 
 def dynamic_ranges(ckpt: LoadedCheckpoint) -> dict[str, DimRange]:

@@ -35,12 +35,12 @@ def demo_model_folder(engines: Path | None, model: str, cache_dir: Path | None,
                       report: Callable[[str], None]) -> Path:
     """An export or engines folder to open; ``report`` hears where it comes from and what was done for it."""
     if engines is not None:
-        read_manifest(Path(engines))
+        read_manifest(Path(engines), verify_hashes=True)
         report(f"model: {engines}")
         return Path(engines)
     checkpoint = resolve_model(model)
     if (checkpoint / MANIFEST).is_file():  # already an export or engines folder
-        read_manifest(checkpoint)
+        read_manifest(checkpoint, verify_hashes=True)
         report(f"model: {checkpoint}")
         return checkpoint
     cache_dir = Path(cache_dir or engine_cache_dir())

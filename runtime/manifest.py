@@ -21,6 +21,7 @@ from typing import Any
 from nvila_edge import __version__
 from nvila_edge.atomic import atomic_file
 from nvila_edge.errors import ArtifactError
+from nvila_edge.runtime.hash_cache import cached_sha256, sha256_file
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -51,6 +52,7 @@ class GraphSpec:
     external_data: list[str] = field(default_factory=list)
     backend: str = "onnx"  # onnx | onnxruntime | tensorrt | tensorrt-rtx
     build: dict[str, Any] = field(default_factory=dict)  # engines: builder version, target, profiles, ...
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of the file and each external-data file
 
 
 @dataclass
@@ -134,14 +136,6 @@ def rebuild_command(folder: Path, manifest: Manifest) -> str:
             f"--backend {target.backend}")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def folder_sha256(folder: Path) -> str:
     """sha256 over every file below ``folder``: relative path, then the file's own sha256, in path order."""
     digest = hashlib.sha256()
@@ -178,11 +172,19 @@ def _build(cls, data: Any, where: str):
     return cls(**values)
 
 
+def remake_hint(kind: str | None) -> str:
+    """What re-creates a folder of this kind."""
+    return "re-run `nvila-edge build`" if kind == "engines" else "re-run `nvila-edge export`"
+
+
 def read_manifest(folder: Path, kind: str | None = None, verify_hashes: bool = False) -> Manifest:
-    """Read and check ``folder/manifest.json``; every failure names the folder and the fix."""
+    """Read and check ``folder/manifest.json``; every failure names the folder and the fix.
+
+    Files are checked for presence and recorded sizes; ``verify_hashes`` also compares their sha256 with the
+    manifest's (cached by size and mtime, so only changed files are rehashed)."""
     folder = Path(folder)
     path = folder / MANIFEST
-    fix = "re-run `nvila-edge export`" if kind != "engines" else "re-run `nvila-edge build`"
+    fix = remake_hint(kind)
     if not path.is_file():
         raise ArtifactError(f"{folder}: no {MANIFEST}; this is not an nvila-edge export or engines folder ({fix})")
     try:
@@ -196,12 +198,20 @@ def read_manifest(folder: Path, kind: str | None = None, verify_hashes: bool = F
     manifest = _build(Manifest, data, str(path))
     if manifest.kind not in KINDS or (kind and manifest.kind != kind):
         raise ArtifactError(f"{path}: a folder of kind '{manifest.kind}', expected '{kind or ' or '.join(KINDS)}'")
+    fix = remake_hint(manifest.kind)
     for name, graph in manifest.graphs.items():
         for file in [graph.file, *graph.external_data]:
             if not (folder / file).is_file():
                 raise ArtifactError(f"{folder}: graph '{name}' file '{file}' is missing; {fix}")
-        if verify_hashes and sha256_file(folder / graph.file) != graph.sha256:
+            size = (folder / file).stat().st_size
+            if file in graph.sizes and size != graph.sizes[file]:
+                raise ArtifactError(f"{folder / file}: {size} bytes, the manifest says {graph.sizes[file]} "
+                                    f"(truncated or replaced); {fix}")
+        if verify_hashes and cached_sha256(folder / graph.file) != graph.sha256:
             raise ArtifactError(f"{folder / graph.file}: contents do not match the manifest's sha256; {fix}")
-    if not (folder / manifest.embeddings["file"]).is_file():
+    table = folder / manifest.embeddings["file"]
+    if not table.is_file():
         raise ArtifactError(f"{folder}: embedding table '{manifest.embeddings['file']}' is missing; {fix}")
+    if verify_hashes and "sha256" in manifest.embeddings and cached_sha256(table) != manifest.embeddings["sha256"]:
+        raise ArtifactError(f"{table}: contents do not match the manifest's sha256; {fix}")
     return manifest

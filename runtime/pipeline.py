@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nvila_edge.errors import EngineMismatchError, InputError
+from nvila_edge.errors import ArtifactError, EngineMismatchError, InputError
 from nvila_edge.runtime.backends import TENSORRT_BACKENDS
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.generation import Timings, generate
 from nvila_edge.runtime.lifecycle import Closeable
-from nvila_edge.runtime.manifest import EngineTarget, Manifest, engine_target, read_manifest, rebuild_command
+from nvila_edge.runtime.manifest import (EngineTarget, Manifest, engine_target, read_manifest, rebuild_command,
+                                         remake_hint)
 from nvila_edge.runtime.request import Request, inputs_embeds, prepare
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.tokenizer import Tokenizer, stream_text
@@ -101,7 +102,10 @@ class Pipeline(Closeable):
         self.tokenizer = Tokenizer.from_dir(folder / manifest.tokenizer_dir)
         self.embed_table = np.load(folder / manifest.embeddings["file"], mmap_mode="r")
         self.newline = np.asarray(self.embed_table[manifest.token_layout.newline_token_id])[None]
-        vision, projector, self.decoder = open_runners(folder, manifest, threads, device, max_context)
+        try:
+            vision, projector, self.decoder = open_runners(folder, manifest, threads, device, max_context)
+        except ArtifactError as err:
+            raise ArtifactError(f"{err}; {remake_hint(manifest.kind)}") from err
         self.encoder = GraphEncoder(self.config, vision, projector, self.embed_table.dtype)
         self.device_tiles, self.pixel_dtype = device_tiling(vision, self.embed_table.dtype)
         self.stop_ids = set(manifest.generation["stop_token_ids"])
@@ -110,7 +114,7 @@ class Pipeline(Closeable):
     @classmethod
     def open(cls, folder: str | Path, **options) -> Pipeline:
         folder = Path(folder)
-        return cls(folder, read_manifest(folder), **options)
+        return cls(folder, read_manifest(folder, verify_hashes=True), **options)
 
     def close(self) -> None:
         for runner in (self.encoder.vision, self.encoder.projector, self.decoder):

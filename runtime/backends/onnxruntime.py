@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvila_edge.errors import InputError
+from nvila_edge.errors import ArtifactError, InputError
 from nvila_edge.runtime.backends.kv_cache import KV_LAYOUTS, SEQ_MAJOR, KVCache
 from nvila_edge.runtime.lifecycle import Closeable
 
@@ -56,8 +56,12 @@ class OrtGraph(Closeable):
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", exact_int4: bool = True):
         import onnxruntime as ort
 
-        options = session_options(threads, exact_int4)
-        self.session = ort.InferenceSession(str(path), options, providers=providers(device))
+        options, chosen = session_options(threads, exact_int4), providers(device)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=chosen)
+        except Exception as err:  # onnxruntime's load errors (InvalidProtobuf, Fail, ...) share no base class
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise ArtifactError(f"{path}: ONNX Runtime cannot load it ({reason})") from err
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_dtypes = {i.name: np.dtype(ORT_TYPES[i.type])
                              for i in self.session.get_inputs() if i.type in ORT_TYPES}

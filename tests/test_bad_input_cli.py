@@ -1,0 +1,122 @@
+"""Bad input, as a user gives it: the real CLI in a subprocess on real files (the built-in model's export and
+CPU engines, a truncated graph in a copied folder, ...). Every case must exit non-zero with at most two lines
+on stderr, no traceback, and leave nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+@dataclass
+class Case:
+    name: str
+    args: list[str]  # "{key}" is replaced by the path of that file in the `world` fixture
+    says: str  # stderr contains this
+    code: int = 1
+    absent: str | None = None  # this output must not exist afterwards
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CASES = [
+    # 1. broken export / engines folders
+    Case("run-truncated-export", ["run", "{bad_export}", "--image", "{image}"], "llm.onnx: 100000 bytes"),
+    Case("eval-truncated-export", ["eval", "{bad_export}", "--n", "2"], "llm.onnx: 100000 bytes"),
+    Case("validate-truncated-engines", ["validate", "{bad_engines}"], "llm.ort.onnx: contents do not match"),
+    Case("demo-truncated-export", ["demo", "--engines", "{bad_export}", "--max-answers", "1", "--headless"],
+         "llm.onnx: 100000 bytes"),
+    Case("run-truncated-engines", ["run", "{bad_engines}", "--image", "{image}"], "re-run `nvila-edge build`"),
+    Case("run-unloadable-graph", ["run", "{unloadable_export}", "--image", "{image}"],
+         "ONNX Runtime cannot load it"),
+    Case("run-corrupt-export", ["run", "{corrupt_export}", "--image", "{image}"], "vision.onnx: contents do not match"),
+    Case("build-truncated-export", ["build", "{bad_export}", "-o", "{out}", "--target", "cpu"],
+         "truncated or replaced", absent="{out}"),
+]
+
+
+def render_image(path: Path, size: tuple[int, int] | None = None, seed: int = 3) -> Path:
+    from nvila_edge.runtime.world.scene import random_scene, render_scene
+
+    rgb = render_scene(random_scene(np.random.default_rng(seed)))
+    if size:
+        rgb = cv2.resize(rgb, size)
+    cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+    return path
+
+
+def retarget_manifest(folder: Path, graph: str, **changes) -> None:
+    """Make the manifest agree with a damaged file, so only loading it can tell."""
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    data["graphs"][graph].update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from nvila_edge.runtime.hash_cache import sha256_file
+
+    root = tmp_path_factory.mktemp("bad-input")
+    env = {**os.environ, "NVILA_EDGE_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
+    files = {"root": root, "out": root / "out", "env": env}
+    files["export"] = root / "export"
+    subprocess.run([sys.executable, "-m", "nvila_edge", "export", "builtin", "-o", str(files["export"])],
+                   check=True, env=env, capture_output=True)
+    files["engines"] = root / "engines"
+    subprocess.run([sys.executable, "-m", "nvila_edge", "build", str(files["export"]), "-o", str(files["engines"]),
+                    "--target", "cpu", "--max-context", "512", "--no-progress"], check=True, env=env,
+                   capture_output=True)
+    files["image"] = render_image(root / "scene.png")
+
+    bad_export = files["bad_export"] = root / "bad-export"
+    shutil.copytree(files["export"], bad_export)
+    os.truncate(bad_export / "llm.onnx", 100_000)
+    bad_engines = files["bad_engines"] = root / "bad-engines"
+    shutil.copytree(files["engines"], bad_engines)
+    os.truncate(bad_engines / "llm.ort.onnx", 100_000)
+
+    unloadable = files["unloadable_export"] = root / "unloadable-export"
+    shutil.copytree(files["export"], unloadable)
+    os.truncate(unloadable / "projector.onnx", 50_000)
+    retarget_manifest(unloadable, "projector", sha256=sha256_file(unloadable / "projector.onnx"), sizes={})
+
+    corrupt = files["corrupt_export"] = root / "corrupt-export"
+    shutil.copytree(files["export"], corrupt)
+    with open(corrupt / "vision.onnx", "r+b") as f:  # same size, other bytes
+        f.seek(1000)
+        f.write(b"\xff" * 64)
+    return files
+
+
+def run_cli(world: dict, args: list[str]) -> subprocess.CompletedProcess:
+    args = [a.format(**{k: v for k, v in world.items() if isinstance(v, Path)}) for a in args]
+    return subprocess.run([sys.executable, "-m", "nvila_edge", *args], check=False, capture_output=True, text=True,
+                          env=world["env"], cwd=world["root"], timeout=300)
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if ".partial-" in p.name or ".old-" in p.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_bad_input(world, case):
+    done = run_cli(world, case.args)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == case.code, done.stderr
+    assert "Traceback" not in done.stderr and len(lines) <= 2, done.stderr
+    assert case.says in done.stderr, done.stderr
+    if case.absent:
+        assert not Path(case.absent.format(**{k: v for k, v in world.items() if isinstance(v, Path)})).exists()
+    assert not leftovers(world["root"])
