@@ -42,8 +42,15 @@ def load_commands() -> list:
     return commands
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line (the usage block would push it off a small terminal) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(commands: list) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nvila-edge",
         description="NVILA vision-language models on Jetson: export -> build engines -> run / demo.",
     )

@@ -47,6 +47,10 @@ def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: 
     its ONNX files on ONNX Runtime; an engines folder runs on the backend it was built with (ONNX Runtime on the
     saved optimized models, TensorRT / TensorRT-RTX on the engines, after their version and GPU checks)."""
     context = max_context or manifest.dims["total"].max
+    model_max = NvilaConfig.from_files(manifest.model_config).model_max_length
+    if context > model_max:
+        raise InputError(f"a context of {context} positions is more than the model's {model_max} "
+                         f"(model_max_length); use --max-context {model_max} or less")
     if manifest.kind == "engines":
         target = engine_target(manifest)
         if context > target.max_context:

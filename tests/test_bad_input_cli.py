@@ -43,6 +43,23 @@ CASES = [
     Case("run-corrupt-export", ["run", "{corrupt_export}", "--image", "{image}"], "vision.onnx: contents do not match"),
     Case("build-truncated-export", ["build", "{bad_export}", "-o", "{out}", "--target", "cpu"],
          "truncated or replaced", absent="{out}"),
+    # 2. numbers out of range are refused at parse time with the range
+    Case("run-max-new-tokens-0", ["run", "{export}", "--image", "{image}", "--max-new-tokens", "0"],
+         "--max-new-tokens: 0 is out of range; use an integer >= 1", code=2),
+    Case("run-max-new-tokens-negative", ["run", "{export}", "--image", "{image}", "--max-new-tokens", "-1"],
+         "use an integer >= 1", code=2),
+    Case("eval-n-0", ["eval", "{export}", "--n", "0"], "--n: 0 is out of range", code=2),
+    Case("eval-n-negative", ["eval", "{export}", "--n", "-5"], "--n: -5 is out of range", code=2),
+    Case("run-frames-0", ["run", "{export}", "--video", "{image}", "--frames", "0"], "--frames: 0", code=2),
+    Case("run-temperature-negative", ["run", "{export}", "--image", "{image}", "--temperature", "-1"],
+         "use a number >= 0", code=2),
+    Case("run-top-p-5", ["run", "{export}", "--image", "{image}", "--top-p", "5"], "use a number in (0, 1]", code=2),
+    Case("run-threads-0", ["run", "{export}", "--image", "{image}", "--threads", "0"], "--threads: 0", code=2),
+    Case("demo-fps-nan", ["demo", "--fps", "nan"], "'nan' is not a number > 0", code=2),
+    Case("run-max-context-above-model", ["run", "{export}", "--image", "{image}", "--max-context", "20000"],
+         "more than the model's 1024"),
+    Case("run-max-context-above-engines", ["run", "{engines}", "--image", "{image}", "--max-context", "1000"],
+         "these engines hold at most 512 positions"),
 ]
 
 

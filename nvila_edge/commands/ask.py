@@ -4,6 +4,8 @@ import argparse
 import sys
 import time
 
+from nvila_edge.options import NON_NEGATIVE, POSITIVE, TEMPERATURE, TOP_P
+
 
 class AskCommand:
     """Ask the PyTorch reference pipeline about images, a video, or a synthetic scene.
@@ -25,13 +27,13 @@ class AskCommand:
         media = parser.add_mutually_exclusive_group()
         media.add_argument("--image", nargs="+", default=[], metavar="FILE", help="one or more image files")
         media.add_argument("--video", metavar="FILE", help="a video file or a folder of frames")
-        media.add_argument("--scene", type=int, metavar="SEED", help="render a synthetic shapes scene with this seed")
-        parser.add_argument("--frames", type=int, help="video frames to sample (default: the model's num_video_frames)")
+        media.add_argument("--scene", type=NON_NEGATIVE, metavar="SEED", help="render a synthetic shapes scene with this seed")
+        parser.add_argument("--frames", type=POSITIVE, help="video frames to sample (default: the model's num_video_frames)")
         parser.add_argument("--prompt", default="Describe the image.", help="the question")
-        parser.add_argument("--max-new-tokens", type=int, default=64)
-        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-        parser.add_argument("--top-p", type=float, default=1.0)
-        parser.add_argument("--seed", type=int, help="sampling seed")
+        parser.add_argument("--max-new-tokens", type=POSITIVE, default=64)
+        parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")
+        parser.add_argument("--top-p", type=TOP_P, default=1.0)
+        parser.add_argument("--seed", type=NON_NEGATIVE, help="sampling seed")
 
     def run(self, args: argparse.Namespace) -> int:
         import numpy as np

@@ -4,6 +4,7 @@ import argparse
 
 from nvila_edge.engines.cpu_options import ACCURACY_LEVELS, DEFAULT_ACCURACY_LEVEL, DEFAULT_LM_HEAD, LM_HEAD_FORMS
 from nvila_edge.engines.targets import TARGETS
+from nvila_edge.options import POSITIVE
 from nvila_edge.runtime.backends import BACKENDS
 
 
@@ -36,7 +37,7 @@ class BuildCommand:
         parser.add_argument("--backend", choices=BACKENDS,
                             help="default: the target's (tensorrt on Jetson and x86-gpu, tensorrt-rtx on rtx, "
                                  "onnxruntime on cpu)")
-        parser.add_argument("--max-context", type=int, help="positions the LLM engine holds (default: the most that "
+        parser.add_argument("--max-context", type=POSITIVE, help="positions the LLM engine holds (default: the most that "
                                                             "fits the target's memory budget)")
         parser.add_argument("--optimization-level", type=int, default=3, choices=range(6), metavar="0-5",
                             help="TensorRT builder optimization level (default 3)")

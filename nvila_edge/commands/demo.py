@@ -5,6 +5,8 @@ import signal
 from functools import partial
 from pathlib import Path
 
+from nvila_edge.options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT
+
 OPTIONS = ("source", "engines", "model", "prompt", "every", "frames", "fps", "display", "record", "jsonl",
            "max_answers", "max_new_tokens", "threads")
 
@@ -42,10 +44,10 @@ class DemoCommand:
                                  "rtsp://..., a video file (?pace=1 plays it at its own speed), an image folder, "
                                  "test://shapes, or a GStreamer pipeline ending in appsink")
         parser.add_argument("--prompt", help='the question (default "Describe the image.")')
-        parser.add_argument("--every", type=float, metavar="SECONDS",
+        parser.add_argument("--every", type=NON_NEGATIVE_FLOAT, metavar="SECONDS",
                             help="start a question every SECONDS (default 0: as soon as the previous answer ends)")
-        parser.add_argument("--frames", type=int, metavar="N", help="ask a video question over the last N frames")
-        parser.add_argument("--fps", type=float, metavar="F", help="sampling rate of those frames (default 2)")
+        parser.add_argument("--frames", type=POSITIVE, metavar="N", help="ask a video question over the last N frames")
+        parser.add_argument("--fps", type=POSITIVE_FLOAT, metavar="F", help="sampling rate of those frames (default 2)")
         view = parser.add_mutually_exclusive_group()
         view.add_argument("--display", dest="display", action="store_true", default=None,
                           help="show a window with the overlay (needs a screen and a GUI OpenCV)")
@@ -53,9 +55,9 @@ class DemoCommand:
                           help="no window (the default when there is no screen)")
         parser.add_argument("--record", type=Path, metavar="OUT.mp4", help="record the frames with the overlay")
         parser.add_argument("--jsonl", type=Path, metavar="OUT.jsonl", help="write one JSON object per answer")
-        parser.add_argument("--max-answers", type=int, metavar="K", help="stop after K answers (default: run on)")
-        parser.add_argument("--max-new-tokens", type=int, metavar="N", help="tokens per answer at most (default 64)")
-        parser.add_argument("--threads", type=int, metavar="N",
+        parser.add_argument("--max-answers", type=POSITIVE, metavar="K", help="stop after K answers (default: run on)")
+        parser.add_argument("--max-new-tokens", type=POSITIVE, metavar="N", help="tokens per answer at most (default 64)")
+        parser.add_argument("--threads", type=POSITIVE, metavar="N",
                             help="CPU threads for ONNX Runtime (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import argparse
 
+from nvila_edge.options import NON_NEGATIVE, POSITIVE
+
 
 class EvalCommand:
     """Score a model on an evaluation suite and print JSON.
@@ -19,8 +21,8 @@ class EvalCommand:
         parser.add_argument("model", nargs="?", default="builtin",
                             help="checkpoint folder, 'builtin', or an export/engines folder")
         parser.add_argument("--suite", choices=("shapes",), default="shapes")
-        parser.add_argument("--n", type=int, default=200, help="number of questions (default: 200)")
-        parser.add_argument("--seed", type=int, default=1234, help="question seed (default: 1234)")
+        parser.add_argument("--n", type=POSITIVE, default=200, help="number of questions (default: 200)")
+        parser.add_argument("--seed", type=NON_NEGATIVE, default=1234, help="question seed (default: 1234)")
 
     def run(self, args: argparse.Namespace) -> int:
         import contextlib

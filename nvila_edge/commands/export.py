@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import argparse
 
+from nvila_edge.options import POSITIVE
+
 
 class ExportCommand:
     """Export a checkpoint to portable ONNX: vision.onnx, projector.onnx (Dynamic-S2 merge + projector),
@@ -40,7 +42,7 @@ class ExportCommand:
                                  "oldest TensorRT (default: none, no refusal)")
         parser.add_argument("--calib", type=str, default=None, metavar="DIR",
                             help="folder of your own calibration images (default: the built-in world's images)")
-        parser.add_argument("--calib-size", type=int, default=DEFAULT_CALIBRATION_SIZE, metavar="N",
+        parser.add_argument("--calib-size", type=POSITIVE, default=DEFAULT_CALIBRATION_SIZE, metavar="N",
                             help=f"calibration images / prompts (default {DEFAULT_CALIBRATION_SIZE})")
         parser.add_argument("--quantize-lm-head", action="store_true",
                             help="quantize lm_head too (int4 / fp8); saves memory on large vocabularies")

@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from nvila_edge.options import NON_NEGATIVE
+
 
 class MakeCheckpointCommand:
     """Write a random-weight checkpoint of a preset in the published NVILA folder layout.
@@ -20,7 +22,7 @@ class MakeCheckpointCommand:
         parser.add_argument("--preset", default="tiny", help="model shape (default: tiny)")
         parser.add_argument("--random-weights", action="store_true", required=True,
                             help="fill weights with seeded random values (the only mode; says what you get)")
-        parser.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
+        parser.add_argument("--seed", type=NON_NEGATIVE, default=0, help="weight seed (default: 0)")
         parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16",
                             help="stored weight type (published NVILA: bfloat16)")
 

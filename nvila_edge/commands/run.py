@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nvila_edge.options import NON_NEGATIVE, POSITIVE, TEMPERATURE, TOP_P
+
 
 class RunCommand:
     """Ask an export or engines folder about images or a video, streaming tokens as they come.
@@ -24,14 +26,14 @@ class RunCommand:
         media.add_argument("--image", help="one image file (tiled by the model's image mode)")
         media.add_argument("--images", nargs="+", help="several image files (one tile each)")
         media.add_argument("--video", help="a video file or a folder of frames")
-        parser.add_argument("--frames", type=int, help="video frames to sample (default: the model's)")
+        parser.add_argument("--frames", type=POSITIVE, help="video frames to sample (default: the model's)")
         parser.add_argument("--prompt", default="Describe the image.")
-        parser.add_argument("--max-new-tokens", type=int, default=128)
-        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-        parser.add_argument("--top-p", type=float, default=1.0)
-        parser.add_argument("--seed", type=int)
-        parser.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime (default: all cores)")
-        parser.add_argument("--max-context", type=int, help="KV cache positions (default: the folder's maximum)")
+        parser.add_argument("--max-new-tokens", type=POSITIVE, default=128)
+        parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")
+        parser.add_argument("--top-p", type=TOP_P, default=1.0)
+        parser.add_argument("--seed", type=NON_NEGATIVE)
+        parser.add_argument("--threads", type=POSITIVE, help="CPU threads for ONNX Runtime (default: all cores)")
+        parser.add_argument("--max-context", type=POSITIVE, help="KV cache positions (default: the folder's maximum)")
 
     def run(self, args: argparse.Namespace) -> int:
         from nvila_edge.runtime.image import load_image

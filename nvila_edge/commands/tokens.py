@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 
+from nvila_edge.options import POSITIVE
 from nvila_edge.runtime.config import NvilaConfig
 
 
@@ -33,7 +34,7 @@ class TokensCommand:
                             help="preset name, 'builtin', checkpoint folder, or its config.json")
         parser.add_argument("--image-size", type=image_size, metavar="WxH",
                             help="image width x height in pixels (a single image)")
-        parser.add_argument("--frames", type=int, metavar="N", help="count a video of N frames instead")
+        parser.add_argument("--frames", type=POSITIVE, metavar="N", help="count a video of N frames instead")
 
     def run(self, args: argparse.Namespace) -> int:
         import json

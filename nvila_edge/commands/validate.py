@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import argparse
 
+from nvila_edge.options import POSITIVE
+
 
 class ValidateCommand:
     """Check an engines folder on the machine it will run on: every engine runs on fixed inputs (a rendered
@@ -26,7 +28,7 @@ class ValidateCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("engines_dir", help="engines folder (from `nvila-edge build`)")
         parser.add_argument("--export", help="the export folder the engines were built from (default: as recorded)")
-        parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+        parser.add_argument("--threads", type=POSITIVE, help="ONNX Runtime threads (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:
         from pathlib import Path
