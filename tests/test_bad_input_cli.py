@@ -60,6 +60,9 @@ CASES = [
          "more than the model's 1024"),
     Case("run-max-context-above-engines", ["run", "{engines}", "--image", "{image}", "--max-context", "1000"],
          "these engines hold at most 512 positions"),
+    # 3. training never writes over the shipped model or an existing folder by accident
+    Case("train-builtin-over-shipped", ["train-builtin", "--out", "{builtin}"], "pass --replace-builtin"),
+    Case("train-builtin-existing-out", ["train-builtin", "--out", "{export}"], "already exists"),
 ]
 
 
@@ -83,11 +86,12 @@ def retarget_manifest(folder: Path, graph: str, **changes) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
+    from nvila_edge.runtime.builtin import builtin_dir
     from nvila_edge.runtime.hash_cache import sha256_file
 
     root = tmp_path_factory.mktemp("bad-input")
     env = {**os.environ, "NVILA_EDGE_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
-    files = {"root": root, "out": root / "out", "env": env}
+    files = {"root": root, "out": root / "out", "env": env, "builtin": builtin_dir()}
     files["export"] = root / "export"
     subprocess.run([sys.executable, "-m", "nvila_edge", "export", "builtin", "-o", str(files["export"])],
                    check=True, env=env, capture_output=True)

@@ -4,13 +4,21 @@ import argparse
 
 from nvila_edge.options import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT
 
+DEFAULT_OUT = "nvila-shapes-trained"
+
 
 class TrainBuiltinCommand:
     """Train the built-in model from scratch on the synthetic shapes world and write its checkpoint.
 
     Reproduces the shipped weights (same seeds, same steps) on 2 CPU cores. Prints a progress bar and the
     evaluation accuracy per question family at intervals. The result is a checkpoint folder in the
-    published NVILA layout; pass --out to write somewhere other than the package's built-in folder.
+    published NVILA layout, written to a new folder (--out); replacing the shipped model in the package
+    takes --replace-builtin.
+
+    examples:
+      nvila-edge train-builtin --out shapes-retrained
+      nvila-edge train-builtin --out shapes-seed7 --seed 7 --steps 2000
+      nvila-edge train-builtin --replace-builtin
     """
 
     name = "train-builtin"
@@ -19,7 +27,12 @@ class TrainBuiltinCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from nvila_edge.export.train.settings import TrainSettings, VisionStage  # torch-free
 
-        parser.add_argument("--out", help="checkpoint folder to write (default: the package's built-in model)")
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--out", default=DEFAULT_OUT,
+                           help="new checkpoint folder to write (default: %(default)s in the current folder)")
+        where.add_argument("--replace-builtin", action="store_true",
+                           help="write over the built-in model shipped in the package instead")
+        parser.add_argument("--force", action="store_true", help="replace --out if it exists")
         parser.add_argument("--variant", choices=("nvila", "lite"), default=TrainSettings.variant,
                             help="nvila: Dynamic-S2 + 2x2 projector (default); lite: dynamic tiles + 3x3 projector")
         parser.add_argument("--vision-steps", type=NON_NEGATIVE, default=VisionStage.steps,
@@ -58,7 +71,13 @@ class TrainBuiltinCommand:
                                  question_layer=args.question_layer, attention_weight=args.attention_weight,
                                  eval_every=args.eval_every,
                                  threads=args.threads, seed=args.seed)
-        out = Path(args.out) if args.out else builtin_dir()
+        from nvila_edge.errors import InputError
+
+        out = builtin_dir() if args.replace_builtin else Path(args.out)
+        if not args.replace_builtin and out.resolve() == builtin_dir().resolve():
+            raise InputError(f"{out} is the shipped built-in model; pass --replace-builtin to write over it")
+        if not args.replace_builtin and out.exists() and not args.force:
+            raise InputError(f"{out} already exists; choose another --out or pass --force to replace it")
         with tempfile.TemporaryDirectory() as work:
             summary = train_builtin(out, settings, Path(work))
         print(json.dumps({"out": str(out), **summary}))
