@@ -15,7 +15,7 @@ from nvila_edge.export.checkpoint import LoadedCheckpoint
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.runtime.evaluation import example_request
 from nvila_edge.runtime.generation import Timings, generate
-from nvila_edge.runtime.request import PreparedPrompt, Request, inputs_embeds, prepare
+from nvila_edge.runtime.request import PreparedPrompt, Request, check_fits, inputs_embeds, media_kind, prepare
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.tiling import ImageTiles
 from nvila_edge.runtime.tokenizer import stream_text
@@ -74,7 +74,9 @@ class ReferencePipeline:
     def generate(self, request: Request, params: SamplingParams = SamplingParams(),
                  timings: Timings | None = None) -> Iterator[int]:
         """Yield generated token ids (stop token excluded); afterwards ``self.last_tokens`` holds them."""
-        embeds = inputs_embeds(self.prepare(request), self.tokenizer, self.embed_table)
+        prepared = self.prepare(request)
+        check_fits(prepared, self.decoder.context, media_kind(request))
+        embeds = inputs_embeds(prepared, self.tokenizer, self.embed_table)
         self.last_tokens: list[int] = []
         for token in generate(self.decoder, embeds, lambda t: self.embed_table[t][None], params,
                               set(self.tokenizer.eos_token_ids), timings):

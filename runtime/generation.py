@@ -36,8 +36,8 @@ class Timings:
 
 def check_fits(positions: int, context: int) -> None:
     if positions >= context:
-        raise InputError(f"prompt and media need {positions} positions but the context holds {context}; "
-                         "use fewer frames or images, a smaller image, or a larger --max-context")
+        raise InputError(f"the request needs {positions} positions but the context holds {context} "
+                         "(and one more for the answer); shorten the prompt or ask about less media")
 
 
 def generate(decoder: Decoder, prompt_embeds: np.ndarray, embed: Callable[[int], np.ndarray],

@@ -18,7 +18,7 @@ from nvila_edge.runtime.generation import Timings, generate
 from nvila_edge.runtime.lifecycle import Closeable
 from nvila_edge.runtime.manifest import (EngineTarget, Manifest, engine_target, read_manifest, rebuild_command,
                                          remake_hint)
-from nvila_edge.runtime.request import Request, inputs_embeds, prepare
+from nvila_edge.runtime.request import Request, check_fits, inputs_embeds, media_kind, prepare
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.tokenizer import Tokenizer, stream_text
 from nvila_edge.runtime.visual import GraphEncoder
@@ -136,6 +136,7 @@ class Pipeline(Closeable):
         self.encoder.vision_ms = self.encoder.projector_ms = 0.0
         prepared = prepare(self.config, self.tokenizer, self.encoder, self.newline, request, self.pixel_dtype,
                            self.device_tiles)
+        check_fits(prepared, self.decoder.context, media_kind(request))
         embeds = inputs_embeds(prepared, self.tokenizer, self.embed_table)
         timings, tokens, first = Timings(), [], None
         params = params or SamplingParams(max_new_tokens=self.manifest.generation["max_new_tokens"])

@@ -45,16 +45,45 @@ class PreparedPrompt:
     items: list[np.ndarray]  # one spliced sequence per media token
     visual_tokens: int
     preprocess_ms: float = 0.0  # frames -> tiles
+    media: str = ""  # what the visual tokens came from: "8 frames", "2 images", "1 image in 5 tiles"
+
+    @property
+    def text_tokens(self) -> int:
+        return len(self.token_ids) - len(self.items)
 
     @property
     def positions(self) -> int:
-        return len(self.token_ids) - len(self.items) + sum(len(i) for i in self.items)
+        return self.text_tokens + sum(len(i) for i in self.items)
+
+
+FEWER = {"video": "ask about fewer frames", "images": "ask about fewer images", "image": "use a smaller image"}
+
+
+def check_fits(prepared: PreparedPrompt, context: int, kind: str = "") -> None:
+    """One line saying which part overflows the context (at least one position stays free for the answer)."""
+    if prepared.positions < context:
+        return
+    text, visual = prepared.text_tokens, prepared.positions - prepared.text_tokens
+    media = f" ({prepared.media})" if prepared.media else ""
+    if text >= context:
+        advice = "the prompt alone is too long: shorten it"
+    elif visual >= context:
+        advice = f"the visual tokens alone overflow it: {FEWER.get(kind, 'ask about less media')}"
+    else:
+        advice = f"shorten the prompt or {FEWER.get(kind, 'ask about less media')}"
+    raise InputError(f"the request needs {prepared.positions} positions but the context holds {context}: {text} "
+                     f"prompt tokens + {visual} visual tokens{media}; {advice}")
 
 
 @dataclass
 class TiledMedia:
     kind: str  # "image" (one tiled image), "images" (one tile each) or "video"
     tiles: list[ImageTiles]
+
+
+def media_kind(request: Request) -> str:
+    """"video", "image" (one, tiled) or "images" (several, or none)."""
+    return "video" if request.video is not None else "image" if len(request.images) == 1 else "images"
 
 
 def tile_request(config: NvilaConfig, request: Request, dtype=np.float32, device_buffer=None) -> TiledMedia:
@@ -96,7 +125,16 @@ def prepare(config: NvilaConfig, tokenizer, encoder: MediaEncoder, newline: np.n
     text = render_chat(user_content(request.prompt, media, lite_tiles))
     items = [media_item([b.astype(newline.dtype, copy=False) for b in group], newline) for group in blocks]
     visual = sum(len(b) for group in blocks for b in group)
-    return PreparedPrompt(tokenizer.encode(text), items, visual, preprocess_ms)
+    return PreparedPrompt(tokenizer.encode(text), items, visual, preprocess_ms, describe_media(tiled))
+
+
+def describe_media(tiled: TiledMedia) -> str:
+    count = len(tiled.tiles)
+    if tiled.kind == "video":
+        return f"{count} frame{'s' * (count != 1)}"
+    if tiled.kind == "images":
+        return f"{count} images"
+    return f"1 image in {len(tiled.tiles[0].pixel_values)} tiles"
 
 
 def inputs_embeds(prepared: PreparedPrompt, tokenizer, embed_table: np.ndarray) -> np.ndarray:

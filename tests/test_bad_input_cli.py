@@ -63,6 +63,11 @@ CASES = [
     # 3. training never writes over the shipped model or an existing folder by accident
     Case("train-builtin-over-shipped", ["train-builtin", "--out", "{builtin}"], "pass --replace-builtin"),
     Case("train-builtin-existing-out", ["train-builtin", "--out", "{export}"], "already exists"),
+    # 4. a context overflow says which part is too long, with the numbers
+    Case("run-prompt-too-long", ["run", "{export}", "--image", "{image}", "--prompt", "red " * 1100],
+         "prompt tokens + 97 visual tokens (1 image in 7 tiles); the prompt alone is too long"),
+    Case("run-image-over-small-context", ["run", "{export}", "--image", "{image}", "--max-context", "100"],
+         "needs 119 positions but the context holds 100"),
 ]
 
 

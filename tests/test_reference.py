@@ -69,11 +69,13 @@ def test_sampling_is_seeded(reference):
     assert first == list(reference.generate(Request("Describe.", images=[image]), params))
 
 
-def test_context_overflow_names_both_numbers(reference):
+def test_context_overflow_names_the_part_that_is_too_long(reference):
     frames = [render_scene(random_scene(np.random.default_rng(s), width=64, height=64)) for s in range(8)]
     reference.decoder.context = 50
     try:
-        with pytest.raises(InputError, match=r"need \d+ positions but the context holds 50"):
+        with pytest.raises(InputError, match=r"needs \d+ positions but the context holds 50: \d+ prompt tokens \+ "
+                                             r"\d+ visual tokens \(8 frames\); the visual tokens alone overflow it: "
+                                             r"ask about fewer frames"):
             list(reference.generate(Request("Describe.", video=frames), PARAMS))
     finally:
         reference.decoder.context = reference.config.model_max_length
