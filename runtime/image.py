@@ -43,6 +43,16 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
     return bgr_to_rgb(bgr)
 
 
+def shrink_to_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
+    """RGB [H, W, 3] with at most ``max_pixels`` pixels, same aspect ratio (area averaging: fast, no aliasing)."""
+    height, width = rgb.shape[:2]
+    if width * height <= max_pixels:
+        return rgb
+    scale = (max_pixels / (width * height)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
 def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
     """An OpenCV frame (BGR, BGRA or grey) -> RGB uint8 [H, W, 3]."""
     if frame.ndim == 2:

@@ -35,11 +35,14 @@ class Answer:
     projector_ms: float
     ttft_ms: float
     decode_tokens_per_s: float
+    decode_steps: int = 0
 
     def summary(self) -> str:
-        return (f"vision {self.vision_ms:.1f} ms | projector {self.projector_ms:.1f} ms | TTFT {self.ttft_ms:.1f} ms | "
-                f"decode {self.decode_tokens_per_s:.1f} tok/s | {self.visual_tokens} visual tokens, "
-                f"{self.prompt_positions} prompt positions, {len(self.token_ids)} generated")
+        # One decode step says nothing about a rate (it is mostly fixed per-call cost).
+        decode = f"decode {self.decode_tokens_per_s:.1f} tok/s" if self.decode_steps >= 2 else "decode -"
+        return (f"preprocess {self.preprocess_ms:.1f} ms | vision {self.vision_ms:.1f} ms | projector "
+                f"{self.projector_ms:.1f} ms | TTFT {self.ttft_ms:.1f} ms | {decode} | {self.visual_tokens} visual "
+                f"tokens, {self.prompt_positions} prompt positions, {len(self.token_ids)} generated")
 
 
 def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: str, max_context: int | None):
@@ -149,7 +152,7 @@ class Pipeline(Closeable):
             ttft = 1000 * ((first or time.perf_counter()) - start)
             self.last = Answer(self.tokenizer.decode(tokens), tokens, prepared.visual_tokens, prepared.positions,
                                prepared.preprocess_ms, self.encoder.vision_ms, self.encoder.projector_ms, ttft,
-                               timings.decode_tokens_per_s)
+                               timings.decode_tokens_per_s, len(timings.decode_ms))
 
     def stream(self, request: Request, params: SamplingParams | None = None,
                on_text: Callable[[str], None] | None = None) -> Iterator[str]:

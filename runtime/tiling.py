@@ -121,6 +121,14 @@ def plan_tiles(config: NvilaConfig, width: int, height: int, single: bool = True
     return TilePlan("dynamic", stages, None, (rows, cols))
 
 
+def pixel_limit(config: NvilaConfig) -> int:
+    """Pixels an input image may have before it is worth shrinking first: 4x the largest tile grid's area
+    (2x per side of what the tiling ever keeps), at least one megapixel. Beyond it the exact bicubic
+    resize only spends time on detail that the tiles lose anyway."""
+    largest = max(config.max_tiles, max(config.s2_scales or [0]) ** 2 // config.tile_size ** 2)
+    return max(4 * largest * config.tile_size ** 2, 1 << 20)
+
+
 def cut_tiles(pixels: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """[3, rows*S, cols*S] -> [rows*cols, 3, S, S], tiles row-major."""
     channels, height, _ = pixels.shape

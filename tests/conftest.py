@@ -98,3 +98,17 @@ def trt_engines(builtin_exports, tmp_path_factory):
                          "tensorrt", "--no-progress", "--cache-dir", str(cache)]) == 0
             emulated.check_released()
     return built.__getitem__
+
+
+@pytest.fixture(scope="session")
+def builtin_cli_export(tmp_path_factory):
+    """The built-in model exported (fp32) by the CLI, as a user makes it; shared by the CLI tests."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("builtin-cli") / "export"
+    env = {**os.environ, "NVILA_EDGE_CACHE": str(out.parent / "cache"), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "nvila_edge", "export", "builtin", "-o", str(out)], check=True, env=env,
+                   capture_output=True)
+    return out

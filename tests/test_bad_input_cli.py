@@ -90,16 +90,14 @@ def retarget_manifest(folder: Path, graph: str, **changes) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, builtin_cli_export):
     from nvila_edge.runtime.builtin import builtin_dir
     from nvila_edge.runtime.hash_cache import sha256_file
 
     root = tmp_path_factory.mktemp("bad-input")
     env = {**os.environ, "NVILA_EDGE_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
     files = {"root": root, "out": root / "out", "env": env, "builtin": builtin_dir()}
-    files["export"] = root / "export"
-    subprocess.run([sys.executable, "-m", "nvila_edge", "export", "builtin", "-o", str(files["export"])],
-                   check=True, env=env, capture_output=True)
+    files["export"] = builtin_cli_export
     files["engines"] = root / "engines"
     subprocess.run([sys.executable, "-m", "nvila_edge", "build", str(files["export"]), "-o", str(files["engines"]),
                     "--target", "cpu", "--max-context", "512", "--no-progress"], check=True, env=env,
