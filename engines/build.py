@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.engines.cache import EngineCache, EngineKey, onnx_fingerprint, remove_stale_partials
@@ -44,6 +43,7 @@ from nvila_edge.runtime.manifest import (
     read_manifest,
     sha256_file,
 )
+from nvila_edge.runtime.progress import progress_bar
 
 log = logging.getLogger(__name__)
 DEFAULT_OPTIMIZATION_LEVEL = 3
@@ -257,8 +257,8 @@ def build_engines(plan: BuildPlan, engines_dir: Path, cache: EngineCache, progre
             log.info("[%d/%d] %s: cached engine %s", index, len(names), name, key.digest()[:12])
             continue
         start = time.perf_counter()
-        with tqdm(total=1, desc=f"[{index}/{len(names)}] {name}", unit="step", disable=not progress,
-                  leave=True) as bar:
+        with progress_bar(enabled=progress, total=1, desc=f"[{index}/{len(names)}] {name}", unit="step",
+                          leave=True) as bar:
             bar.set_postfix_str(f"{BACKEND_NAMES.get(plan.backend, 'ONNX Runtime')} {plan.backend_version}")
             entries[name] = cache.put(key, lambda folder, n=name, b=bar: _build_into(plan, n, folder, cache, b))
         outcome.built[name] = time.perf_counter() - start

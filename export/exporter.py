@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from tqdm import tqdm
 
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.engines.compat import CompatTarget, check_file, errors, parse_target
@@ -37,6 +36,7 @@ from nvila_edge.runtime.manifest import (
     folder_sha256,
     sha256_file,
 )
+from nvila_edge.runtime.progress import progress_bar
 from nvila_edge.runtime.prompt import CHAT_TEMPLATE
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def check_compat(path: Path, target: CompatTarget) -> None:
 
 def export_checkpoint(model: str | Path, out: Path, precision: str = "fp32", replace: bool = False,
                       calib_dir: Path | None = None, calib_size: int = DEFAULT_CALIBRATION_SIZE,
-                      target: str | None = None, quantize_lm_head: bool = False) -> Manifest:
+                      target: str | None = None, quantize_lm_head: bool = False, progress: bool = True) -> Manifest:
     """Export ``model`` with the precision recipe ``precision`` (fp32, fp16, int4, int8-int4, fp8).
 
     ``target`` (a device target name) refuses recipes it cannot run and sets the TensorRT the graphs are
@@ -132,7 +132,8 @@ def export_checkpoint(model: str | Path, out: Path, precision: str = "fp32", rep
     trt = compat_target(recipe, target)
     if calib_dir and not recipe.needs_calibration:
         log.warning("--calib is ignored: recipe %s quantizes nothing", recipe.name)
-    steps = tqdm(total=len(GRAPHS) + 3 + recipe.needs_calibration, desc="export", unit="step")
+    steps = progress_bar(enabled=progress, total=len(GRAPHS) + 3 + recipe.needs_calibration, desc="export",
+                         unit="step")
     steps.set_postfix_str("loading checkpoint")
     ckpt = load_checkpoint(model, dtype=torch.float32)
     steps.update()

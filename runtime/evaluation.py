@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tqdm import tqdm
-
+from nvila_edge.runtime.progress import progress_bar
 from nvila_edge.runtime.request import Request
 from nvila_edge.runtime.world.questions import FAMILIES, Example, example_stream, normalize_answer
 
@@ -27,7 +26,7 @@ def evaluate(answer: Callable[[Example], str], n: int, seed: int, progress: bool
     stream = example_stream(seed, families=families)
     totals: dict[str, list[int]] = {}
     mistakes = []
-    for _ in tqdm(range(n), desc="eval", unit="q", disable=not progress):
+    for _ in progress_bar(range(n), enabled=progress, desc="eval", unit="q"):
         example = next(stream)
         predicted = answer(example)
         ok = normalize_answer(predicted) == normalize_answer(example.answer)

@@ -109,6 +109,7 @@ def builtin_cli_export(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("builtin-cli") / "export"
     env = {**os.environ, "NVILA_EDGE_CACHE": str(out.parent / "cache"), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "nvila_edge", "export", "builtin", "-o", str(out)], check=True, env=env,
-                   capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "nvila_edge", "export", "builtin", "-o", str(out), "--quiet"],
+                          check=True, env=env, capture_output=True, text=True)
+    (out.parent / "export-output.txt").write_text(done.stdout + done.stderr)  # for the --quiet test
     return out

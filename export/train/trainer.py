@@ -40,6 +40,7 @@ from nvila_edge.export.train.settings import TrainSettings
 from nvila_edge.export.train.vision_pretraining import pretrain_vision
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.evaluation import evaluate
+from nvila_edge.runtime.progress import progress_bar
 from nvila_edge.runtime.request import media_blocks
 from nvila_edge.runtime.splice import media_item, splice
 from nvila_edge.runtime.tokenizer import Tokenizer
@@ -253,7 +254,7 @@ def train_builtin(out: Path, settings: TrainSettings, work_dir: Path) -> dict:
     parameters = [*model.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.01)
     stream = conversation_stream(TRAIN_SEED + 1000 * settings.seed)
-    bar = tqdm(range(settings.steps), desc="train", unit="step")
+    bar = progress_bar(range(settings.steps), desc="train", unit="step")
     for step in bar:
         samples = [make_sample(config, tokenizer, next(stream)) for _ in range(settings.batch_size)]
         for group in optimizer.param_groups:

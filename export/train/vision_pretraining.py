@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from nvila_edge.export.modeling.nvila import NvilaModel
 from nvila_edge.export.train.region_labels import COLOR_CLASSES, KIND_CLASSES, patch_labels
 from nvila_edge.export.train.settings import VisionStage
+from nvila_edge.runtime.progress import progress_bar
 from nvila_edge.runtime.tiling import plan_tiles, tile_image
 from nvila_edge.runtime.world.scene import random_scene, render_scene
 
@@ -65,7 +65,7 @@ def pretrain_vision(model: NvilaModel, stage: VisionStage, seed: int) -> float:
     optimizer = torch.optim.AdamW(parameters, lr=stage.lr, betas=(0.9, 0.95), weight_decay=0.01)
     rng = np.random.default_rng(seed)
     recent: list[tuple[int, int]] = []
-    bar = tqdm(range(stage.steps), desc="vision", unit="step")
+    bar = progress_bar(range(stage.steps), desc="vision", unit="step")
     for step in bar:
         pixels, labels = patch_batch(model, rng, stage.batch_size)
         for group in optimizer.param_groups:

@@ -49,9 +49,12 @@ class BuildCommand:
                                  "(default per recipe: " + ", ".join(f"{r} {f}" for r, f in DEFAULT_LM_HEAD.items())
                                  + ")")
         parser.add_argument("--cache-dir", help="engine cache (default: $NVILA_EDGE_CACHE, else ~/.cache/nvila-edge)")
-        parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        parser.add_argument("--no-progress", action="store_true",
+                            help="no progress bars (they are off anyway when stderr is not a terminal)")
+        parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no report, only errors")
 
     def run(self, args: argparse.Namespace) -> int:
+        import logging
         from pathlib import Path
 
         from nvila_edge.engines.build import build_engines, plan_build
@@ -59,27 +62,33 @@ class BuildCommand:
         from nvila_edge.engines.memory import gib
         from nvila_edge.engines.targets import get_target
 
+        def say(line: str) -> None:
+            if not args.quiet:
+                print(line)
+
+        if args.quiet:
+            logging.getLogger().setLevel(logging.WARNING)
         if args.target == "auto":
             from nvila_edge.jetson.device import detect_target
 
             target, reason = detect_target()
-            print(f"target auto: {reason}")
+            say(f"target auto: {reason}")
         else:
             target = get_target(args.target)
         plan = plan_build(Path(args.export_dir), target, args.backend, args.max_context, args.optimization_level,
                           args.accuracy_level, args.lm_head)
-        print(f"{plan.export.source.get('name')} ({plan.export.precision}) -> {target.name}: {plan.backend} "
-              f"{plan.backend_version}, max context {plan.context}, needs {plan.memory.describe()} of "
-              f"{gib(target.memory_budget_bytes)}")
+        say(f"{plan.export.source.get('name')} ({plan.export.precision}) -> {target.name}: {plan.backend} "
+            f"{plan.backend_version}, max context {plan.context}, needs {plan.memory.describe()} of "
+            f"{gib(target.memory_budget_bytes)}")
         cache = EngineCache(Path(args.cache_dir) if args.cache_dir else engine_cache_dir())
-        outcome = build_engines(plan, Path(args.out), cache, progress=not args.no_progress)
+        outcome = build_engines(plan, Path(args.out), cache, progress=not (args.no_progress or args.quiet))
         if outcome.up_to_date:
-            print(f"{args.out} is up to date (same export, target, backend and options); nothing to do")
+            say(f"{args.out} is up to date (same export, target, backend and options); nothing to do")
             return 0
         for name, spec in outcome.manifest.graphs.items():
             how = f"built in {outcome.built[name]:.1f} s" if name in outcome.built else "from the cache"
             size = sum((Path(args.out) / f).stat().st_size for f in [spec.file, *spec.external_data])
             check = spec.build["precision_check"]
-            print(f"  {name:<10} {spec.file:<22} {size / 2**20:8.1f} MiB  {how}; precision check {check}")
-        print(f"engines in {args.out}; on the device run: nvila-edge validate {args.out}")
+            say(f"  {name:<10} {spec.file:<22} {size / 2**20:8.1f} MiB  {how}; precision check {check}")
+        say(f"engines in {args.out}; on the device run: nvila-edge validate {args.out}")
         return 0

@@ -6,7 +6,8 @@ from nvila_edge.options import NON_NEGATIVE, POSITIVE
 
 
 class EvalCommand:
-    """Score a model on an evaluation suite and print JSON.
+    """Score a model on an evaluation suite: a table of accuracy per question family on a terminal, JSON with
+    --json or when the output goes to a pipe or a file.
 
     MODEL is a checkpoint folder or 'builtin' (runs the PyTorch reference), or an export/engines folder
     (runs the runtime on that folder's backend). The `shapes` suite asks
@@ -15,7 +16,7 @@ class EvalCommand:
     """
 
     name = "eval"
-    help = "score a model on the synthetic shapes suite (JSON out)"
+    help = "score a model on the synthetic shapes suite (table, or JSON)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", nargs="?", default="builtin",
@@ -23,10 +24,13 @@ class EvalCommand:
         parser.add_argument("--suite", choices=("shapes",), default="shapes")
         parser.add_argument("--n", type=POSITIVE, default=200, help="number of questions (default: 200)")
         parser.add_argument("--seed", type=NON_NEGATIVE, default=1234, help="question seed (default: 1234)")
+        parser.add_argument("--json", action="store_true",
+                            help="print JSON even on a terminal (default: a table there, JSON when piped)")
 
     def run(self, args: argparse.Namespace) -> int:
         import contextlib
         import json
+        import sys
         from pathlib import Path
 
         from nvila_edge.runtime.evaluation import evaluate
@@ -45,5 +49,18 @@ class EvalCommand:
                 pipeline = ReferencePipeline(load_checkpoint(args.model))
                 backend = "pytorch-reference (fp32)"
             result = evaluate(pipeline.answer_example, n=args.n, seed=args.seed, progress=True)
-        print(json.dumps({"model": str(args.model), "backend": backend, **result}, indent=2))
+        report = {"model": str(args.model), "backend": backend, **result}
+        print(json.dumps(report, indent=2) if args.json or not sys.stdout.isatty() else format_table(report))
         return 0
+
+
+def format_table(report: dict) -> str:
+    """Accuracy per question family, then the overall line and a few wrong answers."""
+    width = max(len(f) for f in [*report["families"], "overall"])
+    lines = [f"{report['model']} ({report['backend']}): {report['suite']} suite, {report['n']} questions, "
+             f"seed {report['seed']}", f"{'family':<{width}}  accuracy"]
+    lines += [f"{family:<{width}}  {score:8.3f}" for family, score in report["families"].items()]
+    lines.append(f"{'overall':<{width}}  {report['accuracy']:8.3f}")
+    for wrong in report["examples_wrong"][:3]:
+        lines.append(f"  wrong: {wrong['question']!r} expected {wrong['expected']!r}, got {wrong['got']!r}")
+    return "\n".join(lines)

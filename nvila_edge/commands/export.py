@@ -47,6 +47,9 @@ class ExportCommand:
         parser.add_argument("--quantize-lm-head", action="store_true",
                             help="quantize lm_head too (int4 / fp8); saves memory on large vocabularies")
         parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+        parser.add_argument("--quiet", "-q", action="store_true",
+                            help="no progress bar and no summary line, only errors (bars are off anyway when stderr "
+                                 "is not a terminal)")
 
     def run(self, args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -66,7 +69,10 @@ class ExportCommand:
 
         manifest = export_checkpoint(args.model, out, precision, replace=args.force,
                                      calib_dir=Path(args.calib) if args.calib else None, calib_size=args.calib_size,
-                                     target=args.target, quantize_lm_head=args.quantize_lm_head)
+                                     target=args.target, quantize_lm_head=args.quantize_lm_head,
+                                     progress=not args.quiet)
+        if args.quiet:
+            return 0
         sizes = {name: (out / g.file).stat().st_size + sum((out / f).stat().st_size for f in g.external_data)
                  for name, g in manifest.graphs.items()}
         print(f"exported {manifest.source['name']} ({precision}) to {out}: "
