@@ -25,15 +25,16 @@ class AskCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", nargs="?", default="builtin", help="checkpoint folder or 'builtin' (default)")
         media = parser.add_mutually_exclusive_group()
-        media.add_argument("--image", nargs="+", default=[], metavar="FILE", help="one or more image files")
-        media.add_argument("--video", metavar="FILE", help="a video file or a folder of frames")
-        media.add_argument("--scene", type=NON_NEGATIVE, metavar="SEED", help="render a synthetic shapes scene with this seed")
+        media.add_argument("--image", nargs="+", default=[], metavar="FILE", help="one or more image files (default: no media, or --video / --scene)")
+        media.add_argument("--video", metavar="FILE", help="a video file or a folder of frames (default: none)")
+        media.add_argument("--scene", type=NON_NEGATIVE, metavar="SEED", help="render a synthetic shapes scene with this seed (default: none)")
         parser.add_argument("--frames", type=POSITIVE, help="video frames to sample (default: the model's num_video_frames)")
-        parser.add_argument("--prompt", default="Describe the image.", help="the question")
-        parser.add_argument("--max-new-tokens", type=POSITIVE, default=64)
+        parser.add_argument("--prompt", default="Describe the image.", help="the question (default: %(default)r)")
+        parser.add_argument("--max-new-tokens", type=POSITIVE, default=64, help="answer length at most (default: 64)")
         parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")
-        parser.add_argument("--top-p", type=TOP_P, default=1.0)
-        parser.add_argument("--seed", type=NON_NEGATIVE, help="sampling seed")
+        parser.add_argument("--top-p", type=TOP_P, default=1.0,
+                            help="nucleus sampling: keep the likeliest tokens up to this mass (default: 1.0, all)")
+        parser.add_argument("--seed", type=NON_NEGATIVE, help="sampling seed (default: none, a fresh one each run)")
 
     def run(self, args: argparse.Namespace) -> int:
         import numpy as np

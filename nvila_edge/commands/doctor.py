@@ -14,6 +14,11 @@ class DoctorCommand:
       0  nothing the requested action needs is missing (without --for: no check failed)
       1  something the requested action needs is missing (the FAIL rows say what and how to fix it)
       2  bad command line
+
+    examples:
+      nvila-edge doctor
+      nvila-edge doctor --for demo
+      nvila-edge doctor --for build --target orin-nano-8gb
     """
 
     name = "doctor"
@@ -21,7 +26,7 @@ class DoctorCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--for", dest="action", choices=("build", "demo", "run"),
-                            help="judge the checks for this action only (others show as warnings)")
+                            help="judge the checks for this action only, others show as warnings (default: all three)")
         parser.add_argument("--target", default="auto",
                             help="target record to check for (default: auto = detect this machine)")
         parser.add_argument("--root", default="/",

@@ -13,6 +13,11 @@ class EvalCommand:
     (runs the runtime on that folder's backend). The `shapes` suite asks
     questions about synthetic scenes and clips and counts exact matches of the normalised short answer:
     {"accuracy": ..., "n": ..., "families": {family: accuracy}}.
+
+    examples:
+      nvila-edge eval
+      nvila-edge eval out/builtin-int8 --n 500 --seed 77
+      nvila-edge eval engines/builtin-cpu --json > scores.json
     """
 
     name = "eval"
@@ -21,7 +26,8 @@ class EvalCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", nargs="?", default="builtin",
                             help="checkpoint folder, 'builtin', or an export/engines folder")
-        parser.add_argument("--suite", choices=("shapes",), default="shapes")
+        parser.add_argument("--suite", choices=("shapes",), default="shapes",
+                            help="question suite (default: shapes, the built-in world's scenes and clips)")
         parser.add_argument("--n", type=POSITIVE, default=200, help="number of questions (default: 200)")
         parser.add_argument("--seed", type=NON_NEGATIVE, default=1234, help="question seed (default: 1234)")
         parser.add_argument("--json", action="store_true",

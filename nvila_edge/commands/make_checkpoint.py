@@ -12,6 +12,11 @@ class MakeCheckpointCommand:
     The folder has config.json, llm/ (Qwen2, sharded safetensors + index when large), vision_tower/
     (SigLIP + preprocessor_config.json) and mm_projector/, plus a small BPE tokenizer. Weights are seeded,
     so the same command gives the same files. Real-size presets are written one shard at a time.
+
+    examples:
+      nvila-edge make-checkpoint ckpt/tiny --random-weights
+      nvila-edge make-checkpoint ckpt/lite2b --preset nvila-lite-2b --random-weights --seed 1
+      nvila-edge make-checkpoint ckpt/8b-fp16 --preset nvila-8b --random-weights --dtype float16
     """
 
     name = "make-checkpoint"
@@ -19,12 +24,12 @@ class MakeCheckpointCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("out", help="output folder (must not exist)")
-        parser.add_argument("--preset", default="tiny", help="model shape (default: tiny)")
+        parser.add_argument("--preset", default="tiny", help="model shape: nvila-8b, nvila-lite-2b, tiny or tiny-lite (default: tiny)")
         parser.add_argument("--random-weights", action="store_true", required=True,
                             help="fill weights with seeded random values (the only mode; says what you get)")
         parser.add_argument("--seed", type=NON_NEGATIVE, default=0, help="weight seed (default: 0)")
         parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16",
-                            help="stored weight type (published NVILA: bfloat16)")
+                            help="stored weight type (default: bfloat16, as published NVILA)")
 
     def run(self, args: argparse.Namespace) -> int:
         from pathlib import Path

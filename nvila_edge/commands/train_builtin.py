@@ -36,23 +36,27 @@ class TrainBuiltinCommand:
         parser.add_argument("--variant", choices=("nvila", "lite"), default=TrainSettings.variant,
                             help="nvila: Dynamic-S2 + 2x2 projector (default); lite: dynamic tiles + 3x3 projector")
         parser.add_argument("--vision-steps", type=NON_NEGATIVE, default=VisionStage.steps,
-                            help="first stage: the vision tower alone learns per-patch shape kind and colour")
+                            help="first stage: the vision tower alone learns per-patch shape kind and colour "
+                                 "(default: %(default)s)")
         parser.add_argument("--steps", type=POSITIVE, default=TrainSettings.steps,
-                            help="second stage: the whole model on conversations")
-        parser.add_argument("--batch-size", type=POSITIVE, default=TrainSettings.batch_size)
-        parser.add_argument("--lr", type=POSITIVE_FLOAT, default=TrainSettings.lr, help="peak learning rate of the second stage")
+                            help="second stage: the whole model on conversations (default: %(default)s)")
+        parser.add_argument("--batch-size", type=POSITIVE, default=TrainSettings.batch_size,
+                            help="conversations per step (default: %(default)s)")
+        parser.add_argument("--lr", type=POSITIVE_FLOAT, default=TrainSettings.lr, help="peak learning rate of the second stage (default: %(default)s)")
         parser.add_argument("--question-probe", type=NON_NEGATIVE_FLOAT, default=TrainSettings.question_weight, metavar="WEIGHT",
                             help="weight of the training-only probe that makes position and motion questions "
-                                 "locate the shapes they name (0 turns it off)")
+                                 "locate the shapes they name (default: %(default)s; 0 turns it off)")
         parser.add_argument("--question-layer", type=NON_NEGATIVE, default=TrainSettings.question_layer, metavar="N",
-                            help="decoder layer (from 0) whose output the question probe reads")
+                            help="decoder layer (from 0) whose output the question probe reads (default: %(default)s)")
         parser.add_argument("--attention-weight", type=NON_NEGATIVE_FLOAT, default=TrainSettings.attention_weight,
                             metavar="WEIGHT",
                             help="weight of the loss that steers that layer's first heads, at each answer, to the "
                                  "visual tokens of the shapes the question names "
                                  "(default: %(default)s; 0 turns it off)")
-        parser.add_argument("--eval-every", type=POSITIVE, default=TrainSettings.eval_every)
-        parser.add_argument("--threads", type=POSITIVE, default=TrainSettings.threads)
+        parser.add_argument("--eval-every", type=POSITIVE, default=TrainSettings.eval_every,
+                            help="steps between accuracy reports (default: %(default)s)")
+        parser.add_argument("--threads", type=POSITIVE, default=TrainSettings.threads,
+                            help="torch CPU threads (default: %(default)s)")
         parser.add_argument("--seed", type=NON_NEGATIVE, default=TrainSettings.seed,
                             help="seeds the initial weights, the vision stage's scenes and the conversations "
                                  "(default: %(default)s, the shipped weights; other seeds score differently)")
