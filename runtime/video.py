@@ -1,9 +1,10 @@
 """Frame sampling from a video file or a folder of frames, as NVILA's reference loader picks them.
 
 The default (fps = 0) takes ``num_frames`` indices spread evenly from the first to the last readable frame;
-fps > 0 takes one frame every 1/fps seconds from the start, at most ``num_frames``. Container frame counts
+fps > 0 takes one frame every 1/fps seconds from the start, at most ``num_frames``. Asking for more frames
+than there are is an error that gives the count (the reference would repeat frames). Container frame counts
 can overstate the real length (e.g. a truncated file), so the last frame that can actually be grabbed is
-searched for first.
+searched for first. A folder's frames follow ``frame_files``, the one rule every folder source uses.
 """
 
 from __future__ import annotations
@@ -18,6 +19,26 @@ from nvila_edge.errors import InputError
 from nvila_edge.runtime.image import bgr_to_rgb, load_image
 
 log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """A folder's frames: its image files (by extension, any case) sorted by name. Hidden files are ignored;
+    other files are skipped with one warning that names a few of them."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        log.warning("%s: skipped %d file(s) that are not images (%s%s)", folder, len(others), ", ".join(others[:3]),
+                    ", ..." if len(others) > 3 else "")
+    return images
+
+
+def check_frame_count(path: Path, available: int, num_frames: int) -> None:
+    if available < num_frames:
+        raise InputError(f"{path}: {available} frame(s), fewer than the {num_frames} asked for; "
+                         f"ask for {available} or fewer")
 
 
 def frame_indices(frame_count: int, num_frames: int, fps: float = 0.0, video_fps: float = 0.0) -> list[int]:
@@ -45,6 +66,8 @@ def sample_frames(path: str | Path, num_frames: int, fps: float = 0.0) -> list[n
         count = readable_frame_count(capture)
         if count == 0:
             raise InputError(f"{path}: the video has no readable frames")
+        if fps <= 0:
+            check_frame_count(path, count, num_frames)
         indices = frame_indices(count, num_frames, fps, capture.get(cv2.CAP_PROP_FPS))
         if not indices:
             raise InputError(f"{path}: the video reports no frame rate, "
@@ -82,8 +105,8 @@ def _read_frames(capture: cv2.VideoCapture, indices: list[int], path: Path) -> d
 
 
 def _sample_folder(folder: Path, num_frames: int) -> list[np.ndarray]:
-    """Frames from a folder: every non-hidden file, sorted by name."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = frame_files(folder)
     if not files:
-        raise InputError(f"{folder}: the folder holds no frame images")
+        raise InputError(f"{folder}: the folder holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
+    check_frame_count(folder, len(files), num_frames)
     return [load_image(files[i]) for i in frame_indices(len(files), num_frames)]

@@ -54,8 +54,9 @@ def test_uniform_sampling_spans_first_to_last(video):
     assert [index_of(f) for f in frames] == expected
 
 
-def test_more_frames_than_the_video_repeats_frames(video):
-    assert [index_of(f) for f in sample_frames(video, 40)] == frame_indices(30, 40)
+def test_more_frames_than_the_video_has_is_refused_with_the_count(video):
+    with pytest.raises(InputError, match="30 frame.s., fewer than the 40 asked for; ask for 30 or fewer"):
+        sample_frames(video, 40)
 
 
 def test_fps_sampling_takes_timestamps_from_the_start(video):
@@ -81,12 +82,18 @@ def test_truncated_video_uses_the_last_readable_frame(tmp_path):
     assert index_of(frames[-1]) == readable - 1
 
 
-def test_folder_of_frames_is_sampled_by_sorted_name(tmp_path):
+def test_folder_of_frames_is_its_images_sorted_by_name_other_files_skipped_with_a_warning(tmp_path, caplog):
     for i in range(12):
         cv2.imwrite(str(tmp_path / f"frame_{i:03d}.png"), painted(i))
     (tmp_path / ".hidden").write_text("not a frame")
+    (tmp_path / "notes.txt").write_text("not a frame either")
+    (tmp_path / "frame_999.JPG").write_bytes(cv2.imencode(".jpg", painted(12))[1].tobytes())
     frames = sample_frames(tmp_path, 4)
-    assert [index_of(f) for f in frames] == [0, 4, 7, 11]
+    assert [index_of(f) for f in frames] == [0, 4, 8, 12]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tmp_path}: skipped 1 file(s) that are not images (notes.txt)"]
+    with pytest.raises(InputError, match="13 frame.s., fewer than the 14 asked for"):
+        sample_frames(tmp_path, 14)
 
 
 def test_unreadable_inputs_raise_input_error(tmp_path):

@@ -7,10 +7,9 @@ from pathlib import Path
 import cv2
 
 from nvila_edge.errors import SourceError
+from nvila_edge.runtime.video import IMAGE_SUFFIXES, frame_files
 
 from .base import Frame, FramePacer, Source
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageFolderSource(Source):
@@ -27,7 +26,7 @@ class ImageFolderSource(Source):
     def _open(self) -> None:
         if not self.folder.is_dir():
             raise SourceError(f"image folder {self.folder} does not exist")
-        self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._paths = frame_files(self.folder)
         if not self._paths:
             raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.folder}")
         self._position = 0
