@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 
 import pytest
 
 from nvila_edge.errors import SourceError
 from nvila_edge.jetson.sources import open_source
+from nvila_edge.jetson.sources.capture import ReconnectPolicy
+from nvila_edge.jetson.sources.spec import open_with_retries
+from nvila_edge.jetson.sources.synthetic import ShapesSource
 from nvila_edge.jetson.sources.gstreamer import missing_gst_elements, opencv_backends
 
 
@@ -52,11 +57,51 @@ def test_file_that_is_not_a_video(tmp_path):
     assert f"video file {fake}" in message and "not a video OpenCV can decode" in message
 
 
+def refused_port() -> int:
+    """A local port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_unreachable_rtsp_camera_fails_fast_without_leaking_its_password():
     start = time.monotonic()
-    message = open_error("rtsp://admin:hunter2@127.0.0.1:9/stream", timeout=5)
+    message = open_error(f"rtsp://admin:hunter2@127.0.0.1:{refused_port()}/stream", timeout=5, attempts=1)
     assert time.monotonic() - start < 6
-    assert "RTSP stream rtsp://admin:***@127.0.0.1:9/stream" in message and "hunter2" not in message
+    assert "RTSP stream rtsp://admin:***@" in message and "hunter2" not in message and "gave up" not in message
+
+
+def test_an_rtsp_stream_that_refuses_is_retried_with_back_off_then_given_up(caplog):
+    url = f"rtsp://127.0.0.1:{refused_port()}/stream"
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        message = open_error(url, timeout=5, attempts=3)
+    assert time.monotonic() - start >= 1.5  # waits of 0.5 s and 1 s between the three attempts
+    assert message.startswith(f"cannot open RTSP stream {url}") and "; gave up after 3 attempts in " in message
+    assert [r.getMessage() for r in caplog.records] == [
+        f"RTSP stream {url}: not reachable yet; retrying 2 times with back-off (up to 1.5 s)"]
+
+
+class LateSource(ShapesSource):
+    """The synthetic camera, refusing its first two opens like a camera that is still booting."""
+
+    refusals = 2
+
+    def _open(self) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise SourceError("not up yet")
+        super()._open()
+
+
+def test_a_stream_that_comes_up_during_the_retries_opens():
+    source = LateSource(width=64, height=48)
+    source.start_attempts = 3
+    open_with_retries(source, ReconnectPolicy(first_delay=0.01))
+    try:
+        assert source.opened and source.read() is not None
+    finally:
+        source.close()
 
 
 @pytest.mark.skipif(not missing_gst_elements("nvarguscamerasrc"), reason="a Jetson: csi://0 may really exist")

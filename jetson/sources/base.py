@@ -36,6 +36,7 @@ class Source(ABC):
         self.name = name
         self.is_live = is_live  # a camera or stream (reconnect when lost) rather than a file (stop at its end)
         self.fps = fps  # frames per second when known
+        self.start_attempts = 1  # network streams: how often open_source tries before it gives up
         self._opened = False
         self._next_index = 0
 

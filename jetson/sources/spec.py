@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import glob
+import logging
+import os
 import re
+import time
 from pathlib import Path
 
 import cv2
@@ -12,6 +15,7 @@ import cv2
 from nvila_edge.errors import SourceError
 
 from .base import Source
+from .capture import ReconnectPolicy
 from .folder import ImageFolderSource
 from .gstreamer import (
     NO_GSTREAMER,
@@ -28,6 +32,8 @@ from .opencv import OpenCVSource
 from .options import SourceOptions
 from .synthetic import ShapesSource
 
+log = logging.getLogger(__name__)
+
 SPEC_HELP = ("a camera index or /dev/videoN, csi://N, rtsp://..., test://shapes, a video file, an image "
              "folder, or a GStreamer pipeline ending in appsink")
 
@@ -41,8 +47,29 @@ def open_source(spec: str, **options) -> Source:
     option that does not apply to the source is an error naming those that do.
     """
     source = make_source(spec, **options)
-    source.open()
+    open_with_retries(source)
     return source
+
+
+def open_with_retries(source: Source, policy: ReconnectPolicy = ReconnectPolicy()) -> None:
+    """Open, retrying a network stream with back-off up to ``source.start_attempts`` times (a camera that is
+    still booting, a server that restarts); the first failure says so once, the last is the error."""
+    started = time.monotonic()
+    for attempt in range(1, source.start_attempts + 1):
+        try:
+            source.open()
+            return
+        except SourceError as err:
+            if attempt == source.start_attempts:
+                if attempt == 1:
+                    raise
+                raise SourceError(f"{err}; gave up after {attempt} attempts in "
+                                  f"{time.monotonic() - started:.1f} s") from None
+            if attempt == 1:
+                wait = sum(policy.delay(a) for a in range(1, source.start_attempts))
+                log.warning("%s: not reachable yet; retrying %d times with back-off (up to %.1f s)", source.name,
+                            source.start_attempts - 1, wait)
+            time.sleep(policy.delay(attempt))
 
 
 def make_source(spec: str, **options) -> Source:
@@ -122,7 +149,14 @@ def _rtsp(url: str, options: dict) -> Source:
     opts = SourceOptions("RTSP streams", options)
     codec = opts.choice("codec", ("h264", "h265"), "h264")
     timeout = opts.number("timeout", 10.0, minimum=0.1)
+    attempts = opts.integer("attempts", 5, minimum=1)  # at start-up; 5 = back-off of 0.5 + 1 + 2 + 4 s
     opts.reject_unknown()
+    source = _rtsp_source(url, codec, timeout)
+    source.start_attempts = attempts
+    return source
+
+
+def _rtsp_source(url: str, codec: str, timeout: float) -> Source:
     name = f"RTSP stream {_without_password(url)}"
     if gstreamer_available():
         decoder = rtsp_decoder(codec)
@@ -130,6 +164,11 @@ def _rtsp(url: str, options: dict) -> Source:
             return pipeline_source(rtsp_pipeline(url, codec, decoder), name=name, is_live=True, timeout=timeout)
     if opencv_backends()["FFMPEG"]:
         milliseconds = int(timeout * 1000)
+        # FFmpeg and OpenCV print their own lines for every failed connection; the error says it once
+        # (a user's own settings of these variables win).
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        if "OPENCV_LOG_LEVEL" not in os.environ:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         return OpenCVSource(url, cv2.CAP_FFMPEG, name=name, is_live=True,
                             open_params=[cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds,
                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds],
