@@ -156,12 +156,28 @@ def _get(cfg: dict, key: str, where: str, default=None):
     return default
 
 
+def require_keys(cfg: dict, keys: tuple[str, ...], where: str) -> None:
+    """Every missing key named at once, before anything (weights included) is read with a default instead."""
+    missing = [key for key in keys if key not in cfg]
+    if missing:
+        raise CheckpointError(f"{where}: missing key(s) {', '.join(missing)}; restore the checkpoint's original "
+                              "config files")
+
+
+# Keys whose defaults would silently change the architecture (and later blame a weight's shape).
+VISION_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
+               "patch_size")
+LLM_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+TOP_KEYS = ("image_aspect_ratio", "model_max_length")
+
+
 def _require(ok: bool, where: str, key: str, value, why: str) -> None:
     if not ok:
         raise CheckpointError(f"{where}: impossible value {key}={value!r} ({why})")
 
 
 def parse_vision(cfg: dict, where: str) -> VisionConfig:
+    require_keys(cfg, VISION_KEYS, where)
     v = VisionConfig(
         hidden_size=int(_get(cfg, "hidden_size", where)),
         intermediate_size=int(_get(cfg, "intermediate_size", where)),
@@ -181,6 +197,7 @@ def parse_vision(cfg: dict, where: str) -> VisionConfig:
 
 
 def parse_llm(cfg: dict, where: str) -> LlmConfig:
+    require_keys(cfg, LLM_KEYS, where)
     heads = int(_get(cfg, "num_attention_heads", where))
     eos = cfg.get("eos_token_id")
     llm = LlmConfig(
@@ -223,6 +240,8 @@ def _video_pool(top: dict) -> int:
 def parse_config(files: dict[str, dict], source: str) -> NvilaConfig:
     top = files["config.json"]
     where = f"{source}/config.json"
+    dynamic_s2 = top.get("image_aspect_ratio") == "dynamic_s2" or bool(top.get("dynamic_s2"))
+    require_keys(top, TOP_KEYS + (("s2_scales",) if dynamic_s2 else ()), where)
     vision = parse_vision(files["vision_tower/config.json"], f"{source}/vision_tower/config.json")
     llm = parse_llm(files["llm/config.json"], f"{source}/llm/config.json")
     proj_where = f"{source}/mm_projector/config.json"
