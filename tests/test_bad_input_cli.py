@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,6 +69,17 @@ CASES = [
          "prompt tokens + 97 visual tokens (1 image in 7 tiles); the prompt alone is too long"),
     Case("run-image-over-small-context", ["run", "{export}", "--image", "{image}", "--max-context", "100"],
          "needs 119 positions but the context holds 100"),
+    # 8. a folder of frames: its images only, and never more frames than it has
+    Case("run-video-folder-too-few-frames", ["run", "{export}", "--video", "{frames}", "--frames", "8"],
+         "3 frame(s), fewer than the 8 asked for; ask for 3 or fewer"),
+    # 9. a network stream that refuses is retried with back-off at start-up, saying so once, then given up
+    Case("demo-rtsp-refused", ["demo", "--source", "rtsp://127.0.0.1:{refused_port}/stream", "--max-answers", "1"],
+         "gave up after 5 attempts"),
+    # 10. config keys are checked, all at once, before any weight is read
+    Case("tokens-config-missing-keys", ["tokens", "--model", "{stripped_checkpoint}", "--image-size", "64x64"],
+         "config.json: missing key(s) image_aspect_ratio, model_max_length, s2_scales"),
+    Case("export-config-missing-keys", ["export", "{stripped_checkpoint}", "-o", "{out}"],
+         "config.json: missing key(s) image_aspect_ratio, model_max_length, s2_scales", absent="{out}"),
 ]
 
 
@@ -103,6 +115,11 @@ def world(tmp_path_factory, builtin_cli_export):
                     "--target", "cpu", "--max-context", "512", "--no-progress"], check=True, env=env,
                    capture_output=True)
     files["image"] = render_image(root / "scene.png")
+    files["frames"] = root / "frames"
+    files["frames"].mkdir()
+    for i in range(3):
+        render_image(files["frames"] / f"{i:03d}.jpg", seed=i)
+    (files["frames"] / "notes.txt").write_text("not a frame")
 
     bad_export = files["bad_export"] = root / "bad-export"
     shutil.copytree(files["export"], bad_export)
@@ -116,6 +133,13 @@ def world(tmp_path_factory, builtin_cli_export):
     os.truncate(unloadable / "projector.onnx", 50_000)
     retarget_manifest(unloadable, "projector", sha256=sha256_file(unloadable / "projector.onnx"), sizes={})
 
+    stripped = files["stripped_checkpoint"] = root / "stripped-checkpoint"
+    shutil.copytree(builtin_dir(), stripped)
+    config = json.loads((stripped / "config.json").read_text())
+    for key in ("image_aspect_ratio", "model_max_length", "s2_scales"):
+        del config[key]
+    (stripped / "config.json").write_text(json.dumps(config))
+
     corrupt = files["corrupt_export"] = root / "corrupt-export"
     shutil.copytree(files["export"], corrupt)
     with open(corrupt / "vision.onnx", "r+b") as f:  # same size, other bytes
@@ -124,8 +148,15 @@ def world(tmp_path_factory, builtin_cli_export):
     return files
 
 
+def refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_cli(world: dict, args: list[str]) -> subprocess.CompletedProcess:
-    args = [a.format(**{k: v for k, v in world.items() if isinstance(v, Path)}) for a in args]
+    names = {k: v for k, v in world.items() if isinstance(v, Path)}
+    args = [a.format(refused_port=refused_port(), **names) for a in args]
     return subprocess.run([sys.executable, "-m", "nvila_edge", *args], check=False, capture_output=True, text=True,
                           env=world["env"], cwd=world["root"], timeout=300)
 
