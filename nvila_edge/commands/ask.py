@@ -25,10 +25,13 @@ class AskCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", nargs="?", default="builtin", help="checkpoint folder or 'builtin' (default)")
         media = parser.add_mutually_exclusive_group()
-        media.add_argument("--image", nargs="+", default=[], metavar="FILE", help="one or more image files (default: no media, or --video / --scene)")
+        media.add_argument("--image", nargs="+", default=[], metavar="FILE",
+                           help="one or more image files (default: no media, or --video / --scene)")
         media.add_argument("--video", metavar="FILE", help="a video file or a folder of frames (default: none)")
-        media.add_argument("--scene", type=NON_NEGATIVE, metavar="SEED", help="render a synthetic shapes scene with this seed (default: none)")
-        parser.add_argument("--frames", type=POSITIVE, help="video frames to sample (default: the model's num_video_frames)")
+        media.add_argument("--scene", type=NON_NEGATIVE, metavar="SEED",
+                           help="render a synthetic shapes scene with this seed (default: none)")
+        parser.add_argument("--frames", type=POSITIVE,
+                            help="video frames to sample (default: the model's num_video_frames)")
         parser.add_argument("--prompt", default="Describe the image.", help="the question (default: %(default)r)")
         parser.add_argument("--max-new-tokens", type=POSITIVE, default=64, help="answer length at most (default: 64)")
         parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")

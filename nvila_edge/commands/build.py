@@ -37,8 +37,9 @@ class BuildCommand:
         parser.add_argument("--backend", choices=BACKENDS,
                             help="default: the target's (tensorrt on Jetson and x86-gpu, tensorrt-rtx on rtx, "
                                  "onnxruntime on cpu)")
-        parser.add_argument("--max-context", type=POSITIVE, help="positions the LLM engine holds (default: the most that "
-                                                            "fits the target's memory budget)")
+        parser.add_argument("--max-context", type=POSITIVE,
+                            help="positions the LLM engine holds (default: the most that fits the target's memory "
+                                 "budget)")
         parser.add_argument("--optimization-level", type=int, default=3, choices=range(6), metavar="0-5",
                             help="TensorRT builder optimization level (default 3)")
         parser.add_argument("--accuracy-level", type=int, choices=ACCURACY_LEVELS,

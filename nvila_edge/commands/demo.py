@@ -36,7 +36,9 @@ class DemoCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         # Defaults live in DemoOptions (None = not given), so --help needs no import of the demo itself.
         model = parser.add_mutually_exclusive_group()
-        model.add_argument("--engines", type=Path, metavar="DIR", help="an engines or export folder to run (default: --model, exported and built on first use)")
+        model.add_argument("--engines", type=Path, metavar="DIR",
+                           help="an engines or export folder to run (default: --model, exported and built on "
+                                "first use)")
         model.add_argument("--model", help="checkpoint folder or 'builtin' (default), exported for the CPU on first "
                                            "use and cached")
         parser.add_argument("--source", metavar="SPEC",
@@ -46,17 +48,21 @@ class DemoCommand:
         parser.add_argument("--prompt", help='the question (default "Describe the image.")')
         parser.add_argument("--every", type=NON_NEGATIVE_FLOAT, metavar="SECONDS",
                             help="start a question every SECONDS (default 0: as soon as the previous answer ends)")
-        parser.add_argument("--frames", type=POSITIVE, metavar="N", help="ask a video question over the last N frames (default: one image, the newest frame)")
+        parser.add_argument("--frames", type=POSITIVE, metavar="N",
+                            help="ask a video question over the last N frames (default: one image, the newest frame)")
         parser.add_argument("--fps", type=POSITIVE_FLOAT, metavar="F", help="sampling rate of those frames (default 2)")
         view = parser.add_mutually_exclusive_group()
         view.add_argument("--display", dest="display", action="store_true", default=None,
                           help="show a window with the overlay (needs a screen and a GUI OpenCV)")
         view.add_argument("--headless", dest="display", action="store_false",
                           help="no window (the default when there is no screen)")
-        parser.add_argument("--record", type=Path, metavar="OUT.mp4", help="record the frames with the overlay (default: no recording)")
-        parser.add_argument("--jsonl", type=Path, metavar="OUT.jsonl", help="write one JSON object per answer (default: none)")
+        parser.add_argument("--record", type=Path, metavar="OUT.mp4",
+                            help="record the frames with the overlay (default: no recording)")
+        parser.add_argument("--jsonl", type=Path, metavar="OUT.jsonl",
+                            help="write one JSON object per answer (default: none)")
         parser.add_argument("--max-answers", type=POSITIVE, metavar="K", help="stop after K answers (default: run on)")
-        parser.add_argument("--max-new-tokens", type=POSITIVE, metavar="N", help="tokens per answer at most (default 64)")
+        parser.add_argument("--max-new-tokens", type=POSITIVE, metavar="N",
+                            help="tokens per answer at most (default 64)")
         parser.add_argument("--threads", type=POSITIVE, metavar="N",
                             help="CPU threads for ONNX Runtime (default: all cores)")
 

@@ -24,7 +24,8 @@ class MakeCheckpointCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("out", help="output folder (must not exist)")
-        parser.add_argument("--preset", default="tiny", help="model shape: nvila-8b, nvila-lite-2b, tiny or tiny-lite (default: tiny)")
+        parser.add_argument("--preset", default="tiny",
+                            help="model shape: nvila-8b, nvila-lite-2b, tiny or tiny-lite (default: tiny)")
         parser.add_argument("--random-weights", action="store_true", required=True,
                             help="fill weights with seeded random values (the only mode; says what you get)")
         parser.add_argument("--seed", type=NON_NEGATIVE, default=0, help="weight seed (default: 0)")

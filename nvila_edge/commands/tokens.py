@@ -33,8 +33,10 @@ class TokensCommand:
         parser.add_argument("--model", required=True, metavar="MODEL",
                             help="preset name, 'builtin', checkpoint folder, or its config.json")
         parser.add_argument("--image-size", type=image_size, metavar="WxH",
-                            help="image width x height in pixels, a single image (default: one tile, when --frames is not given)")
-        parser.add_argument("--frames", type=POSITIVE, metavar="N", help="count a video of N frames instead (default: an image)")
+                            help="image width x height in pixels, a single image (default: one tile, when --frames "
+                                 "is not given)")
+        parser.add_argument("--frames", type=POSITIVE, metavar="N",
+                            help="count a video of N frames instead (default: an image)")
 
     def run(self, args: argparse.Namespace) -> int:
         import json

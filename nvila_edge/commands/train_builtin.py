@@ -42,8 +42,10 @@ class TrainBuiltinCommand:
                             help="second stage: the whole model on conversations (default: %(default)s)")
         parser.add_argument("--batch-size", type=POSITIVE, default=TrainSettings.batch_size,
                             help="conversations per step (default: %(default)s)")
-        parser.add_argument("--lr", type=POSITIVE_FLOAT, default=TrainSettings.lr, help="peak learning rate of the second stage (default: %(default)s)")
-        parser.add_argument("--question-probe", type=NON_NEGATIVE_FLOAT, default=TrainSettings.question_weight, metavar="WEIGHT",
+        parser.add_argument("--lr", type=POSITIVE_FLOAT, default=TrainSettings.lr,
+                            help="peak learning rate of the second stage (default: %(default)s)")
+        parser.add_argument("--question-probe", type=NON_NEGATIVE_FLOAT, default=TrainSettings.question_weight,
+                            metavar="WEIGHT",
                             help="weight of the training-only probe that makes position and motion questions "
                                  "locate the shapes they name (default: %(default)s; 0 turns it off)")
         parser.add_argument("--question-layer", type=NON_NEGATIVE, default=TrainSettings.question_layer, metavar="N",
