@@ -16,8 +16,14 @@ from nvila_edge.runtime.backends import TENSORRT_BACKENDS
 from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.generation import Timings, generate
 from nvila_edge.runtime.lifecycle import Closeable
-from nvila_edge.runtime.manifest import (EngineTarget, Manifest, engine_target, read_manifest, rebuild_command,
-                                         remake_hint)
+from nvila_edge.runtime.manifest import (
+    EngineTarget,
+    Manifest,
+    engine_target,
+    read_manifest,
+    rebuild_command,
+    remake_hint,
+)
 from nvila_edge.runtime.request import Request, check_fits, inputs_embeds, media_kind, prepare
 from nvila_edge.runtime.sampling import SamplingParams
 from nvila_edge.runtime.tokenizer import Tokenizer, stream_text

@@ -11,9 +11,9 @@ import pytest
 from nvila_edge.errors import SourceError
 from nvila_edge.jetson.sources import open_source
 from nvila_edge.jetson.sources.capture import ReconnectPolicy
+from nvila_edge.jetson.sources.gstreamer import missing_gst_elements, opencv_backends
 from nvila_edge.jetson.sources.spec import open_with_retries
 from nvila_edge.jetson.sources.synthetic import ShapesSource
-from nvila_edge.jetson.sources.gstreamer import missing_gst_elements, opencv_backends
 
 
 def open_error(spec: str, **options) -> str:

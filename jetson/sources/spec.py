@@ -51,9 +51,10 @@ def open_source(spec: str, **options) -> Source:
     return source
 
 
-def open_with_retries(source: Source, policy: ReconnectPolicy = ReconnectPolicy()) -> None:
+def open_with_retries(source: Source, policy: ReconnectPolicy | None = None) -> None:
     """Open, retrying a network stream with back-off up to ``source.start_attempts`` times (a camera that is
     still booting, a server that restarts); the first failure says so once, the last is the error."""
+    policy = policy or ReconnectPolicy()
     started = time.monotonic()
     for attempt in range(1, source.start_attempts + 1):
         try:
