@@ -32,8 +32,8 @@ class ServeCommand:
         parser.add_argument("--host", default=d["host"], help="address to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=d["port"], help="port (default 8000; 0 picks a free one)")
         parser.add_argument("--api-key", metavar="KEY",
-                            help="require 'Authorization: Bearer KEY' (or set NVILA_EDGE_API_KEY); needed off "
-                                 "loopback")
+                            help="require 'Authorization: Bearer KEY'; needed off loopback (default: "
+                                 "$NVILA_EDGE_API_KEY, else no key)")
         parser.add_argument("--allow-files", type=Path, action="append", default=[], metavar="DIR",
                             help="let file:// image URLs read from DIR (repeatable; default: refused)")
         parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for ONNX Runtime (default: all)")
