@@ -28,6 +28,10 @@ Quirks handled:
   with attention-matmul Q/DQ disabled (the projections and residual adds stay FP8). Its weight-only DQ
   form (FP8 weights, half the file) leaves the replaced scales behind as unused initializers, which ONNX
   Runtime warns about on every load: they are dropped.
+- INT4 packing compiles a C++ extension on first use through cppimport, whose setuptools run reads the
+  project configuration of the current folder; from a checkout of this project (a scikit-build-core
+  pyproject) setuptools' package discovery exits the process. The extension is compiled from the scratch
+  folder instead.
 - The INT4 default exclusion pattern (``/lm_head``) does not match this project's node names; callers pass
   exact node names, which are anchored here because ModelOpt matches them as regular expressions.
 """
@@ -37,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
@@ -123,12 +128,24 @@ def quantize_onnx(source: Path, dest: Path, mode: str, feeds: dict[str, np.ndarr
                "awqlite_fuse_nodes": False} if mode == "int4" \
         else {"calibration_method": "max", "disable_mha_qdq": True, "opset": FP8_OPSET, "dq_only": True}
     with contained_output():
+        compile_pack_extension(source.parent)
         from modelopt.onnx.quantization import quantize
 
         quantize(str(source), quantize_mode=mode, calibration_data=feeds, calibration_shapes=shapes,
                  calibration_eps=["cpu"], nodes_to_exclude=anchored(exclude), high_precision_dtype="fp16",
                  use_external_data_format=external_data, output_path=str(dest), log_level="CRITICAL", **options)
     drop_unused_initializers(dest, external_data)
+
+
+def compile_pack_extension(folder: Path) -> None:
+    """Import (and on first use compile) ModelOpt's INT4 packing extension with ``folder`` as the working
+    directory, so its setuptools build does not read the project configuration of the caller's folder."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        import modelopt.onnx.quantization.extensions  # noqa: F401
+    finally:
+        os.chdir(cwd)
 
 
 def drop_unused_initializers(path: Path, external_data: bool) -> None:
