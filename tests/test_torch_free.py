@@ -13,13 +13,20 @@ def is_export_side(module: str) -> bool:
     return any(module == m or module.startswith(m + ".") for m in EXPORT_SIDE)
 
 
+def runs_the_export_command(function: ast.FunctionDef) -> bool:
+    """A fixture that runs ``python -m nvila_edge export`` in a subprocess needs the export extra as well."""
+    lists = (n for n in ast.walk(function) if isinstance(n, ast.List))
+    return any({"nvila_edge", "export"} <= {e.value for e in n.elts if isinstance(e, ast.Constant)} for n in lists)
+
+
 def export_fixtures() -> set[str]:
     """conftest.py's fixtures that import the export side (the random checkpoints are written with torch), or
     take a fixture that does."""
     tree = ast.parse((TESTS / "conftest.py").read_text())
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
     found = {node.name for node in functions
-             if any(isinstance(n, ast.ImportFrom) and is_export_side(n.module or "") for n in ast.walk(node))}
+             if any(isinstance(n, ast.ImportFrom) and is_export_side(n.module or "") for n in ast.walk(node))
+             or runs_the_export_command(node)}
     while True:
         more = {node.name for node in functions if any(arg.arg in found for arg in node.args.args)} - found
         if not more:
