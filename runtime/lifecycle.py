@@ -4,10 +4,13 @@ collector runs. ``close()`` may be called any number of times."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 
-class Closeable:
+
+class Closeable(ABC):
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Free what the object holds."""
 
     def __enter__(self):
         return self
