@@ -210,6 +210,7 @@ def test_metrics_cover_requests_answers_streams_and_alerts(server):
     sid = add_stream(server, STILL.format(seed=4))["id"]
     server.post(f"/v1/streams/{sid}/alerts", {"prompt": f"Is there a {shape.color} {shape.kind}?"})
     wait_until(lambda: server.get(f"/v1/streams/{sid}/alerts")[2]["data"][0]["gate_skips"] > 0)
+    assert server.request("BREW", "/v1/streams")[0] == 405
     status, head, text = server.get("/metrics")
     assert status == 200 and head["content-type"].startswith("text/plain")
     text = text.decode()
@@ -217,6 +218,7 @@ def test_metrics_cover_requests_answers_streams_and_alerts(server):
     for line in (f'nvila_edge_alert_state{{alert="{alert_id}",stream="{sid}"}} 1.0',
                  'nvila_edge_http_requests_total{endpoint="/v1/streams",method="POST",status="201"}',
                  'nvila_edge_http_requests_total{endpoint="/v1/streams/{id}/alerts",method="GET",status="200"}',
+                 'nvila_edge_http_requests_total{endpoint="/v1/streams",method="other",status="405"}',
                  f'nvila_edge_stream_live{{stream="{sid}"}} 1.0', "nvila_edge_chat_queue_depth 0.0",
                  'nvila_edge_ttft_seconds_count{kind="alert"}'):
         assert line in text, line

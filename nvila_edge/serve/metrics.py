@@ -22,6 +22,8 @@ from nvila_edge.runtime.pipeline import Answer
 log = logging.getLogger("nvila_edge.serve.access")
 
 ALERT_VALUE = {"true": 1.0, "false": 0.0, "unknown": -1.0}
+# the method label takes these or "other", so a client inventing methods cannot grow the series without bound
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ServeMetrics:
@@ -92,11 +94,15 @@ class RequestMetrics:
         self.app, self.metrics, self.routes = app, metrics, routes
 
     def endpoint(self, scope: Scope) -> str:
+        """The route template; a path whose route refuses the method (405) still counts under that route."""
+        partial = "other"
         for route in self.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
                 return getattr(route, "path", "other")
-        return "other"
+            if match == Match.PARTIAL and partial == "other":
+                partial = getattr(route, "path", "other")
+        return partial
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,7 +120,8 @@ class RequestMetrics:
             await self.app(scope, receive, record_status)
         finally:
             endpoint, elapsed = self.endpoint(scope), time.perf_counter() - start
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            self.metrics.requests.labels(endpoint, method, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(elapsed)
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, 1000 * elapsed,
                      extra={"method": scope["method"], "path": scope["path"], "status": status,
