@@ -48,6 +48,7 @@ async def create_stream(request: HttpRequest) -> JSONResponse:
         await run_in_threadpool(stream.capture.wait_newer, -1, FIRST_FRAME_S)
     except SourceError as err:
         service.streams.discard(stream.id)
+        await run_in_threadpool(stream.close, "the source cannot deliver frames")
         raise ApiError(400, f"the source cannot deliver frames: {err}", param="source",
                        code="source_unavailable") from None
     return JSONResponse(stream.as_json(), status_code=201)
