@@ -34,6 +34,12 @@ class Timings:
         return 1000.0 * len(self.decode_ms) / total if total else 0.0
 
 
+def decode_rate(tokens_per_s: float, steps: int) -> str:
+    """'decode 12.3 tok/s', or 'decode -' below two decode steps: one step says nothing about a rate (it is
+    mostly fixed per-call cost)."""
+    return f"decode {tokens_per_s:.1f} tok/s" if steps >= 2 else "decode -"
+
+
 def check_fits(positions: int, context: int) -> None:
     if positions >= context:
         raise InputError(f"the request needs {positions} positions but the context holds {context} "

@@ -14,7 +14,7 @@ import numpy as np
 from nvila_edge.errors import ArtifactError, EngineMismatchError, InputError
 from nvila_edge.runtime.backends import TENSORRT_BACKENDS
 from nvila_edge.runtime.config import NvilaConfig
-from nvila_edge.runtime.generation import Timings, generate
+from nvila_edge.runtime.generation import Timings, decode_rate, generate
 from nvila_edge.runtime.lifecycle import Closeable
 from nvila_edge.runtime.manifest import (
     EngineTarget,
@@ -44,8 +44,7 @@ class Answer:
     decode_steps: int = 0
 
     def summary(self) -> str:
-        # One decode step says nothing about a rate (it is mostly fixed per-call cost).
-        decode = f"decode {self.decode_tokens_per_s:.1f} tok/s" if self.decode_steps >= 2 else "decode -"
+        decode = decode_rate(self.decode_tokens_per_s, self.decode_steps)
         return (f"preprocess {self.preprocess_ms:.1f} ms | vision {self.vision_ms:.1f} ms | projector "
                 f"{self.projector_ms:.1f} ms | TTFT {self.ttft_ms:.1f} ms | {decode} | {self.visual_tokens} visual "
                 f"tokens, {self.prompt_positions} prompt positions, {len(self.token_ids)} generated")

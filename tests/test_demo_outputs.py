@@ -1,5 +1,6 @@
 """The demo's options and its output files: the recording (only under its name once finalised) and the JSONL."""
 
+import dataclasses
 import json
 
 import cv2
@@ -66,6 +67,12 @@ def test_jsonl_holds_whole_flushed_lines_while_open(tmp_path):
     assert read_records(path) == [record(1, "a red circle"), record(2, "ein grüner Stern")]
     with pytest.raises(ValueError, match="closed"):
         writer.write(record(3, "late"))
+
+
+def test_the_stats_line_shows_a_decode_rate_only_from_two_decode_steps():
+    one, three = (dataclasses.replace(record(1, "a"), decode_steps=steps) for steps in (1, 3))
+    assert "| decode - |" in one.stats_line() and "tok/s" not in one.stats_line()
+    assert "| decode 150.0 tok/s |" in three.stats_line()
 
 
 def test_unwritable_jsonl_is_a_one_line_input_error(tmp_path):

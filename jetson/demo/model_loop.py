@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from nvila_edge.jetson.sources import CaptureThread, Frame
 from nvila_edge.jetson.telemetry import Telemetry
+from nvila_edge.runtime.generation import decode_rate
 from nvila_edge.runtime.image import bgr_to_rgb
 from nvila_edge.runtime.pipeline import Pipeline
 from nvila_edge.runtime.request import Request
@@ -108,10 +109,12 @@ class ModelLoop:
             ttft_ms=answer.ttft_ms,
             frame_to_first_token_ms=1000 * ((first_text or ended) - newest.timestamp),
             answer_ms=1000 * (ended - started), decode_tokens_per_s=answer.decode_tokens_per_s,
+            decode_steps=answer.decode_steps,
             frames_dropped=dropped, source_status=stats.status,
             telemetry=self.telemetry.snapshot().as_dict() if self.telemetry else {},
         )
         self.overlay.end_answer(f"#{index} age {record.frame_age_ms:.0f} ms | TTFT {record.ttft_ms:.0f} ms | "
-                                f"{record.decode_tokens_per_s:.1f} tok/s | dropped {dropped}")
+                                f"{decode_rate(record.decode_tokens_per_s, record.decode_steps)} | "
+                                f"dropped {dropped}")
         self.printer.end(record)
         return record

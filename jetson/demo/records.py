@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nvila_edge.errors import InputError
+from nvila_edge.runtime.generation import decode_rate
 
 
 @dataclass
@@ -34,6 +35,7 @@ class AnswerRecord:
     frames_dropped: int  # frames the capture replaced before anyone took them, since the previous record
     source_status: str  # the capture's state when the answer ended ("running", "reconnecting ...")
     telemetry: dict[str, Any] = field(default_factory=dict)  # memory, GPU load, power (jetson.telemetry)
+    decode_steps: int = 0  # the rate is shown from two steps on; 0 in records written before it was kept
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -43,7 +45,8 @@ class AnswerRecord:
         status = "" if self.source_status == "running" else f" | source {self.source_status}"
         return (f"frame age {self.frame_age_ms:.0f} ms | preprocess {self.preprocess_ms:.1f} ms | "
                 f"vision {self.vision_ms:.1f} ms | TTFT {self.ttft_ms:.0f} ms | "
-                f"frame->first token {self.frame_to_first_token_ms:.0f} ms | {self.decode_tokens_per_s:.1f} tok/s | "
+                f"frame->first token {self.frame_to_first_token_ms:.0f} ms | "
+                f"{decode_rate(self.decode_tokens_per_s, self.decode_steps)} | "
                 f"{dropped}{status}")
 
 
