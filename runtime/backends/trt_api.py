@@ -99,7 +99,8 @@ def set_compute_capability(trt, config, capability: tuple[int, int]) -> None:
 
 
 def set_optimization_level(config, level: int) -> None:
-    """``builder_optimization_level`` exists in TensorRT 10.x / 11.x; TensorRT-RTX has no such knob."""
+    """``builder_optimization_level``, in TensorRT 10.x and TensorRT-RTX 1.7; a binding without it keeps its
+    default."""
     if hasattr(config, "builder_optimization_level"):
         config.builder_optimization_level = level
 
