@@ -48,3 +48,14 @@ TEMPERATURE = Number(float, 0.0)
 TOP_P = Number(float, 0.0, 1.0, low_open=True)
 POSITIVE_FLOAT = Number(float, 0.0, low_open=True)
 NON_NEGATIVE_FLOAT = Number(float, 0.0)
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, max_new_tokens: int) -> None:
+    """The question and sampling options every answering command takes (``ask``, ``run``)."""
+    parser.add_argument("--prompt", default="Describe the image.", help="the question (default: %(default)r)")
+    parser.add_argument("--max-new-tokens", type=POSITIVE, default=max_new_tokens,
+                        help="answer length at most (default: %(default)s)")
+    parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=TOP_P, default=1.0,
+                        help="nucleus sampling: keep the likeliest tokens up to this mass (default: 1.0, all)")
+    parser.add_argument("--seed", type=NON_NEGATIVE, help="sampling seed (default: none, a fresh one each run)")

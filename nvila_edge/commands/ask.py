@@ -4,7 +4,7 @@ import argparse
 import sys
 import time
 
-from nvila_edge.options import NON_NEGATIVE, POSITIVE, TEMPERATURE, TOP_P
+from nvila_edge.options import NON_NEGATIVE, POSITIVE, add_sampling_arguments
 
 
 class AskCommand:
@@ -32,12 +32,7 @@ class AskCommand:
                            help="render a synthetic shapes scene with this seed (default: none)")
         parser.add_argument("--frames", type=POSITIVE,
                             help="video frames to sample (default: the model's num_video_frames)")
-        parser.add_argument("--prompt", default="Describe the image.", help="the question (default: %(default)r)")
-        parser.add_argument("--max-new-tokens", type=POSITIVE, default=64, help="answer length at most (default: 64)")
-        parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")
-        parser.add_argument("--top-p", type=TOP_P, default=1.0,
-                            help="nucleus sampling: keep the likeliest tokens up to this mass (default: 1.0, all)")
-        parser.add_argument("--seed", type=NON_NEGATIVE, help="sampling seed (default: none, a fresh one each run)")
+        add_sampling_arguments(parser, max_new_tokens=64)
 
     def run(self, args: argparse.Namespace) -> int:
         import numpy as np

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nvila_edge.options import NON_NEGATIVE, POSITIVE, TEMPERATURE, TOP_P
+from nvila_edge.options import POSITIVE, add_sampling_arguments
 
 
 class RunCommand:
@@ -29,12 +29,7 @@ class RunCommand:
         media.add_argument("--images", nargs="+", help="several image files (one tile each)")
         media.add_argument("--video", help="a video file or a folder of frames")
         parser.add_argument("--frames", type=POSITIVE, help="video frames to sample (default: the model's)")
-        parser.add_argument("--prompt", default="Describe the image.", help="the question (default: %(default)r)")
-        parser.add_argument("--max-new-tokens", type=POSITIVE, default=128, help="answer length at most (default: 128)")
-        parser.add_argument("--temperature", type=TEMPERATURE, default=0.0, help="0 = greedy (default)")
-        parser.add_argument("--top-p", type=TOP_P, default=1.0,
-                            help="nucleus sampling: keep the likeliest tokens up to this mass (default: 1.0, all)")
-        parser.add_argument("--seed", type=NON_NEGATIVE, help="sampling seed (default: none, a fresh one each run)")
+        add_sampling_arguments(parser, max_new_tokens=128)
         parser.add_argument("--threads", type=POSITIVE, help="CPU threads for ONNX Runtime (default: all cores)")
         parser.add_argument("--strict", action="store_true",
                             help="refuse images above the model's pixel limit instead of shrinking them first")
