@@ -10,15 +10,8 @@ from nvila_edge.cli import build_parser
 from nvila_edge.commands.doctor import DoctorCommand
 from nvila_edge.engines.targets import get_target
 from nvila_edge.jetson.device import VideoDevice, detect_target
-from nvila_edge.jetson.doctor import (
-    GIB,
-    ModuleProbe,
-    exit_code,
-    gather_facts,
-    parse_opencv_gstreamer,
-    render_table,
-    run_checks,
-)
+from nvila_edge.jetson.doctor import GIB, exit_code, render_table, run_checks
+from nvila_edge.jetson.host_facts import ModuleProbe, gather_facts, parse_opencv_gstreamer
 
 ROOTS = Path(__file__).parent / "fixtures" / "jetson" / "roots"
 

@@ -12,7 +12,7 @@ from trt_emulator import Emulator, emulated_pycuda
 
 from nvila_edge.cli import main
 from nvila_edge.errors import UnsupportedError
-from nvila_edge.jetson.doctor import probe_module
+from nvila_edge.jetson.host_facts import probe_module
 from nvila_edge.runtime.backends.cuda_bindings import BINDINGS, binding
 from nvila_edge.runtime.pipeline import Pipeline
 

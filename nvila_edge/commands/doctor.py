@@ -40,7 +40,8 @@ class DoctorCommand:
 
         from nvila_edge.engines.targets import get_target
         from nvila_edge.jetson.device import detect_target
-        from nvila_edge.jetson.doctor import exit_code, gather_facts, render_table, run_checks
+        from nvila_edge.jetson.doctor import exit_code, render_table, run_checks
+        from nvila_edge.jetson.host_facts import gather_facts
 
         root = Path(args.root)
         if args.target == "auto":
