@@ -124,8 +124,10 @@ def quantize_onnx(source: Path, dest: Path, mode: str, feeds: dict[str, np.ndarr
     if mode not in ("int4", "fp8"):
         raise ValueError(f"ONNX PTQ mode {mode!r}")
     shapes = ",".join(f"{name}:{'x'.join(str(d) for d in (1, *array.shape[1:]))}" for name, array in feeds.items())
+    # One AWQ scale per activation (q/k/v share one, gate/up another), searched jointly, so a consumer may
+    # pack the siblings into one MatMul; ModelOpt's own folding of that scale into the norm needs CuPy.
     options = {"calibration_method": "awq_lite", "block_size": INT4_BLOCK, "use_zero_point": False,
-               "awqlite_fuse_nodes": False} if mode == "int4" \
+               "awqlite_fuse_nodes": False, "awqlite_run_per_subgraph": True} if mode == "int4" \
         else {"calibration_method": "max", "disable_mha_qdq": True, "opset": FP8_OPSET, "dq_only": True}
     with contained_output():
         compile_pack_extension(source.parent)
