@@ -22,6 +22,7 @@ import numpy as np
 
 from nvila_edge.atomic import atomic_folder
 from nvila_edge.engines.cache import EngineCache, EngineKey, onnx_fingerprint, remove_stale_partials
+from nvila_edge.engines.cpu_options import GRAPH_FORMAT as CPU_GRAPH_FORMAT
 from nvila_edge.engines.cpu_options import CpuLlmOptions, cpu_options
 from nvila_edge.engines.memory import MemoryPlan, ModelMemory, choose_context
 from nvila_edge.engines.profiles import context_dims, graph_profiles
@@ -141,7 +142,7 @@ def plan_build(export_dir: Path, target: TargetRecord, backend: str | None = Non
         profiles[name] = graph_profiles(export, name, context) if backend != "onnxruntime" else []
         graph_options = options
         if backend == "onnxruntime" and name == "llm" and options["device"] == "cpu":
-            graph_options = {**options, "cpu": dataclasses.asdict(cpu)}
+            graph_options = {**options, "cpu": dataclasses.asdict(cpu), "cpu_graph_format": CPU_GRAPH_FORMAT}
         keys[name] = EngineKey(name, onnx_fingerprint(export_dir, graph), export.precision, backend, version,
                                target.name, target.capability, graph_options,
                                [dataclasses.asdict(p) for p in profiles[name]])

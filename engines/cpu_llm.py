@@ -1,11 +1,11 @@
 """The LLM graph in ONNX Runtime's fastest CPU form, written from the export's weights.
 
 Per layer: ``SkipSimplifiedLayerNormalization`` joins each residual add with the next RMSNorm; INT4 weights
-become ``MatMulNBits`` (same blocks and scales as the export, FP32 activations); Q/K/V go through one packed
-MatMul when their inputs agree (no AWQ scale, or equal scales); ``GroupQueryAttention`` applies rotary
-embeddings from cos/sin tables and reads and writes the KV cache in place, ``[batch, kv_heads, context,
-head_dim]``, one buffer for past and present; SiLU is ``QuickGelu`` with alpha 1. The last layer's MLP and the
-lm_head run on the last position only. FP16 weights stay FP16 in the file behind a Cast that ONNX Runtime
+become ``MatMulNBits`` (same blocks and scales as the export, FP32 activations); Q/K/V, and gate/up, each go
+through one packed MatMul when their inputs agree (no AWQ scale, or equal scales); ``GroupQueryAttention``
+applies rotary embeddings from cos/sin tables and reads and writes the KV cache in place, ``[batch, kv_heads,
+context, head_dim]``, one buffer for past and present; SiLU is ``QuickGelu`` with alpha 1. The last layer's
+MLP and the lm_head run on the last position only. FP16 weights stay FP16 in the file behind a Cast that ONNX Runtime
 folds when it loads the model.
 
 Inputs: ``inputs_embeds`` [B, S, H] fp32, ``seqlens_k`` [B] int32 (positions after this step - 1),
@@ -121,8 +121,9 @@ def _rebase(first: Linear, others: list[Linear], norm: np.ndarray) -> np.ndarray
     if first.input_scale is None or any(p.input_scale is None for p in others):
         return norm
     base = first.input_scale.astype(np.float32)
-    for part in others:
-        part.input_scale = part.input_scale.astype(np.float32) / base
+    for part in others:  # a shared scale leaves no ratio, so the siblings can be packed into one MatMul
+        ratio = part.input_scale.astype(np.float32) / base
+        part.input_scale = None if np.all(ratio == 1) else ratio
     first.input_scale = None
     return norm.astype(np.float32) * base
 
@@ -170,8 +171,15 @@ def _attention(w: _Writer, cfg: LlmConfig, h: str, layer, i: int, cos: str, sin:
 
 def _mlp(w: _Writer, h: str, layer, i: int) -> str:
     gate, up = layer.linears["gate_proj"], layer.linears["up_proj"]
-    g = w.linear(h, [gate], f"layers.{i}.gate_proj")
-    u = w.linear(h, [up], f"layers.{i}.up_proj")
+    if _packable([gate, up]):  # one weight read in one call, then split
+        n = gate.shape[1]
+        packed = w.linear(h, [gate, up], f"layers.{i}.gate_up_proj")
+        g, u = f"layers.{i}.gate_proj", f"layers.{i}.up_proj"
+        w.node("Split", [packed, w.constant(f"layers.{i}.gate_up_split", np.array([n, n], np.int64))], [g, u],
+               axis=-1)
+    else:
+        g = w.linear(h, [gate], f"layers.{i}.gate_proj")
+        u = w.linear(h, [up], f"layers.{i}.up_proj")
     act = w.node("QuickGelu", [g], f"layers.{i}.silu", domain=MS, alpha=1.0)  # x * sigmoid(1.0 * x) = SiLU
     product = w.node("Mul", [act, u], f"layers.{i}.gated")
     return w.linear(product, [layer.linears["down_proj"]], f"layers.{i}.down_proj")

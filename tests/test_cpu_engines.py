@@ -46,8 +46,10 @@ def test_cpu_engines_rewrite_the_llm_validate_and_answer_like_the_export(recipe,
     ops = op_counts(out / "llm.ort.onnx")
     assert ops["GroupQueryAttention"] == layers and ops["SkipSimplifiedLayerNormalization"] == 2 * layers
     assert not {"DequantizeLinear", "Softmax", "Pow"} & set(ops)
-    # int4: seven projections per layer and, by default, the lm_head
-    assert ops.get("MatMulNBits", 0) == (7 * layers + 1 if recipe == "int4" else 0)
+    # int4: q/k/v packed and gate/up packed (each group shares one AWQ scale), o, down, and the lm_head
+    assert ops.get("MatMulNBits", 0) == (4 * layers + 1 if recipe == "int4" else 0)
+    assert ops["Split"] == layers
+    assert ops["Mul"] == (2 * layers if recipe == "int4" else layers)  # SiLU(gate) * up, o_proj's AWQ scale
     capsys.readouterr()
     assert main(["validate", str(out), "--threads", "2"]) == 0
     assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:5]] == ["pass"] * 4
