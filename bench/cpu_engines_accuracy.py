@@ -24,7 +24,7 @@ RECIPES = ("fp32", "fp16", "int4", "int8-int4", "fp8")
 # matters for INT4 LLM weights; the lm_head form for the rewritten LLMs (fp32, fp16, int4).
 VARIANTS = {"int4": [(None, None), (0, "float")]}
 DEFAULT_VARIANTS = [(None, None)]
-SCORED_EXPORTS = ("fp32", "int4")
+SCORED_EXPORTS = ("fp32", "int4", "int8-int4")
 PROMPT = "Describe the picture."
 
 
