@@ -19,7 +19,7 @@ ACCURACY_LEVELS = (0, 1, 4)  # MatMulNBits: 0 unset (FP32 here), 1 FP32, 4 INT8 
 DEFAULT_LM_HEAD = {"fp32": "float", "fp16": "float", "int4": "int4", "int8-int4": "int4"}
 DEFAULT_ACCURACY_LEVEL = 4
 # part of the cpu LLM's cache key: bump when engines/cpu_llm.py writes another graph for the same options
-GRAPH_FORMAT = 2
+GRAPH_FORMAT = 3
 
 
 @dataclass(frozen=True)
