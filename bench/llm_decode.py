@@ -266,23 +266,27 @@ def genai_backend(folder: Path, prompt_ids: np.ndarray, long_ids: np.ndarray, st
     return Backend(generate, prefill)
 
 
-def measure(makers: dict[str, Callable[[], Backend]], steps: int, warmup: int, runs: int) -> list[Result]:
-    """Every backend loaded at once and run in turn, run after run, so a change of machine load between runs
-    touches all of them alike."""
+def measure(makers: dict[str, Callable[[], Backend]], steps: int, warmup: int, runs: int,
+            sessions: int = 1) -> list[Result]:
+    """Every backend loaded at once (``sessions`` times each) and run in turn, run after run, so a change of
+    machine load between runs touches all of them alike. Two sessions of one graph can differ by several
+    percent for as long as they live (where their weights landed in memory), so each figure is the median over
+    every session's runs."""
     loaded = {}
     for name, make in makers.items():
         print(f"loading {name}", flush=True, file=sys.stderr)
-        loaded[name] = make()
+        loaded[name] = [make() for _ in range(sessions)]
     for _ in range(warmup):
-        for backend in loaded.values():
+        for backend in (b for copies in loaded.values() for b in copies):
             backend.generate()
             backend.prefill()
     timed: dict[str, list[Run]] = {name: [] for name in loaded}
     for index in range(runs):
-        for name, backend in loaded.items():
-            run = backend.generate()
-            run.prefill_s = backend.prefill()
-            timed[name].append(run)
+        for name, copies in loaded.items():
+            for backend in copies:
+                run = backend.generate()
+                run.prefill_s = backend.prefill()
+                timed[name].append(run)
         print(f"run {index + 1}/{runs} done", flush=True, file=sys.stderr)
     return [Result(name, 1000 * statistics.median(r.ttft_s for r in runs_),
                    1000 * statistics.median(r.decode_s for r in runs_) / steps, runs_[-1].tokens,
@@ -323,6 +327,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prefill", type=int, default=512, help="tokens of the long prompt timed alone")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=1,
+                        help="load each backend this many times; figures are medians over all their runs")
     parser.add_argument("--calib-size", type=int, default=2,
                         help="calibration prompts for the runtime's int4 export (speed does not depend on them; "
                              "AWQ search time grows with them)")
@@ -338,7 +344,7 @@ def main() -> int:
     checkpoint = bench_checkpoint(args.work, args.layers, args.vocab)
     prompt_ids = np.random.default_rng(0).integers(0, args.vocab, args.prompt)
     long_ids = np.random.default_rng(1).integers(0, args.vocab, args.prefill)
-    n = (args.steps, args.warmup, args.runs)
+    n = (args.steps, args.warmup, args.runs, args.sessions)
     ids = (prompt_ids, long_ids, args.steps)
 
     def export(precision: str) -> Path:
@@ -360,9 +366,10 @@ def main() -> int:
     if args.json:
         print(json.dumps({"backends": {r.backend: r.figures() for r in results}}, indent=2))
         return 0
+    sessions = f" in each of {args.sessions} sessions per backend" if args.sessions > 1 else ""
     print(f"\n{args.layers} layers, vocab {args.vocab}, prompt {args.prompt}, {args.steps} decode steps, "
-          f"{args.prefill}-token prefill, {args.threads} threads, median of {args.runs} runs after {args.warmup} "
-          "warm-up")
+          f"{args.prefill}-token prefill, {args.threads} threads, median of {args.runs} runs{sessions} after "
+          f"{args.warmup} warm-up")
     print_table(results, reference)
     return 0
 
