@@ -8,12 +8,13 @@ backend is greedy: prefill of the prompt (TTFT includes picking the first token)
 steps; separately, a ``--prefill``-token prompt (512 by default) is run once per run and timed alone.
 "engines cpu" backends are ``nvila-edge build --target cpu`` of the runtime's exports, with the build's
 default options. All backends are loaded together and run in turn, run after run (a busy machine slows them
-alike); figures are medians over ``--runs`` runs after ``--warmup`` runs. Needs the export extras and
+alike), each ``--sessions`` times (two sessions of one graph can differ by several percent); figures are
+medians over every session's ``--runs`` runs after ``--warmup`` runs. Needs the export extras and
 ``onnxruntime-genai`` (its model builder makes the genai graphs from the checkpoint's ``llm/`` folder).
 ``--json`` prints ``{"backends": {NAME: {"tokens_per_s", "ms_per_token", "ttft_ms", "prefill512_ms"}}}``.
 
     nice -n 19 python bench/llm_decode.py --work out/bench --layers 24
-    python bench/llm_decode.py --layers 8 --vocab 32000 --skip torch project-torch --json
+    python bench/llm_decode.py --layers 8 --vocab 32000 --sessions 3 --skip torch project-torch --json
 """
 
 from __future__ import annotations
