@@ -4,6 +4,7 @@ video questions, streaming tokens. The pipeline never knows which backend runs t
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,11 +76,13 @@ def open_runners(folder: Path, manifest: Manifest, threads: int | None, device: 
     # the LLM graph's own input dtype sizes the KV cache and logits (FP16 for the quantized recipes' exports,
     # FP32 for the CPU engines)
     dtype = np.dtype(next(t.dtype for t in manifest.graphs["llm"].inputs if t.name == "inputs_embeds"))
-    vision = OrtGraph(folder / manifest.graphs["vision"].file, threads, device)
-    projector = OrtGraph(folder / manifest.graphs["projector"].file, threads, device)
-    decoder = OrtDecoder(folder / manifest.graphs["llm"].file, llm.num_hidden_layers, llm.num_key_value_heads,
-                         llm.head_dim, manifest.token_layout.vocab_size, context, dtype, threads, device,
-                         kv_layout=manifest.kv_layout)
+    with contextlib.ExitStack() as opened:  # a failure half-way closes what was opened before it
+        vision, projector = (opened.enter_context(OrtGraph(folder / manifest.graphs[name].file, threads, device))
+                             for name in ("vision", "projector"))
+        decoder = opened.enter_context(OrtDecoder(
+            folder / manifest.graphs["llm"].file, llm.num_hidden_layers, llm.num_key_value_heads, llm.head_dim,
+            manifest.token_layout.vocab_size, context, dtype, threads, device, kv_layout=manifest.kv_layout))
+        opened.pop_all()
     return vision, projector, decoder
 
 
