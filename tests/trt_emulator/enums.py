@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 import sys
 
@@ -47,15 +48,14 @@ class _Severity(enum.IntEnum):
     VERBOSE = 4
 
 
-class ILogger:
+class ILogger(abc.ABC):
+    """Abstract in TensorRT too: a logger subclasses it and overrides ``log``."""
+
     Severity = _Severity
     INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = _Severity
 
-    def __init__(self):
-        pass
-
-    def log(self, severity, msg):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log(self, severity, msg) -> None: ...
 
 
 class Logger(ILogger):
