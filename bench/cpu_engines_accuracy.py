@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from quant_table import export, score
+from quant_table import add_suite_arguments, export, score
 
-RECIPES = ("fp32", "fp16", "int4", "int8-int4", "fp8")
 # build options tried per recipe, (accuracy level, lm_head); None = the build's default. The accuracy level only
 # matters for INT4 LLM weights; the lm_head form for the rewritten LLMs (fp32, fp16, int4).
 VARIANTS = {"int4": [(None, None), (0, "float")]}
@@ -59,14 +58,8 @@ def greedy_agreement(export_dir: Path, engines: Path, scenes: int, threads: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", nargs="?", default="builtin", help="checkpoint folder or 'builtin'")
-    parser.add_argument("--work", type=Path, default=Path("out/quant"), help="where the exports and engines go")
-    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes")
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=1234)
+    add_suite_arguments(parser, n=500, work_help="where the exports and engines go")
     parser.add_argument("--scenes", type=int, default=20, help="scenes for the greedy-token agreement")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--calib-size", type=int, default=32)
     args = parser.parse_args()
     rows: dict[str, dict] = {}
     for recipe in args.recipes.split(","):

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from nvila_edge.engines.recipes import GRAPHS, RECIPES
+from nvila_edge.engines.recipes import DEFAULT_CALIBRATION_SIZE, GRAPHS, RECIPES
 
 
 def exported_from(model: str, out: Path) -> bool:
@@ -96,15 +96,21 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_suite_arguments(parser: argparse.ArgumentParser, n: int, work_help: str) -> None:
+    """The options of the accuracy benches (this one and ``cpu_engines_accuracy.py``): model, work folder,
+    recipes, the suite's size and seed, threads and calibration size."""
     parser.add_argument("model", nargs="?", default="builtin", help="checkpoint folder or 'builtin'")
-    parser.add_argument("--work", type=Path, default=Path("out/quant"), help="where the exports go")
+    parser.add_argument("--work", type=Path, default=Path("out/quant"), help=work_help)
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes")
-    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--n", type=int, default=n)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--calib-size", type=int, default=32)
+    parser.add_argument("--calib-size", type=int, default=DEFAULT_CALIBRATION_SIZE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_suite_arguments(parser, n=200, work_help="where the exports go")
     parser.add_argument("--rebuild", action="store_true",
                         help="re-export folders that already hold an export of this model")
     parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
