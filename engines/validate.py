@@ -21,7 +21,8 @@ from nvila_edge.runtime.config import NvilaConfig
 from nvila_edge.runtime.manifest import MANIFEST, Manifest, engine_build, engine_target, read_manifest, sha256_file
 
 # Largest relative L2 error against the ONNX Runtime reference, per graph precision. FP32 engines may use TF32
-# matmuls; quantized graphs differ from the reference by their kernels' accumulation order and rounding.
+# matmuls; quantized graphs differ from the reference by their kernels' accumulation order and rounding. An LLM
+# whose cpu build quantized the lm_head is judged at the coarser of its precision and the head's.
 TOLERANCE = {"fp32": 5e-3, "fp16": 3e-2, "int8": 6e-2, "int4": 6e-2, "fp8": 8e-2}
 PROMPT = "Which shapes are in the picture, and what colors are they?"
 
@@ -116,6 +117,7 @@ def _compare_runners(manifest: Manifest, config: NvilaConfig, tokenizer, table: 
     target, request = engine_target(manifest), fixed_request()
     ref_encoder, eng_encoder = (GraphEncoder(config, r[0], r[1], table.dtype) for r in (reference, engines))
     precision = {name: graph.precision for name, graph in manifest.graphs.items()}
+    precision["llm"] = llm_precision(manifest)
 
     tiles = tile_request(config, request).tiles[0]
     want = ref_encoder.features(tiles.pixel_values)
@@ -135,6 +137,13 @@ def _compare_runners(manifest: Manifest, config: NvilaConfig, tokenizer, table: 
                            logits=True))
     checks = _precision_checks(manifest, engines) if target.backend != "onnxruntime" else []
     return results, checks
+
+
+def llm_precision(manifest: Manifest) -> str:
+    """The precision the LLM's logits are judged at: its graph's, or its quantized lm_head's if that is coarser."""
+    precision = manifest.graphs["llm"].precision
+    head = engine_build(manifest, "llm").options.get("cpu", {}).get("lm_head", "float")
+    return precision if head not in TOLERANCE else max(precision, head, key=TOLERANCE.__getitem__)
 
 
 @dataclass(frozen=True)

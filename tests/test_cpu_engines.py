@@ -46,8 +46,8 @@ def test_cpu_engines_rewrite_the_llm_validate_and_answer_like_the_export(recipe,
     ops = op_counts(out / "llm.ort.onnx")
     assert ops["GroupQueryAttention"] == layers and ops["SkipSimplifiedLayerNormalization"] == 2 * layers
     assert not {"DequantizeLinear", "Softmax", "Pow"} & set(ops)
-    # int4: q/k/v packed and gate/up packed (each group shares one AWQ scale), o, down, and the lm_head
-    assert ops.get("MatMulNBits", 0) == (4 * layers + 1 if recipe == "int4" else 0)
+    # int4: q/k/v packed and gate/up packed (each group shares one AWQ scale), o, down, and the lm_head (INT4)
+    assert ops.get("MatMulNBits", 0) == (4 * layers + 1 if recipe == "int4" else 1)  # fp16: the INT8 head
     assert ops.get("Split", 0) == (layers if recipe == "int4" else 0)
     assert ops["Mul"] == (2 * layers if recipe == "int4" else layers)  # SiLU(gate) * up, o_proj's AWQ scale
     capsys.readouterr()

@@ -132,7 +132,11 @@ def test_onnxruntime_engines_answer_like_the_export_and_validate(cpu_engines, ex
     capsys.readouterr()
     assert main(["validate", str(cpu_engines), "--threads", "2"]) == 0
     table = capsys.readouterr().out
-    assert [line.split()[-1] for line in table.splitlines()[1:5]] == ["pass"] * 4
+    rows = [line.split() for line in table.splitlines()[1:5]]
+    assert [row[-1] for row in rows] == ["pass"] * 4
+    # the build's default INT8 lm_head: the LLM is judged at that precision's tolerance
+    assert engine_build(manifest, "llm").options["cpu"]["lm_head"] == "int8"
+    assert [row[-7] for row in rows] == ["fp32", "fp32", "int8", "int8"]  # precision: 7th column from the end
     # comparing the CUDA preprocessing with the CPU library needs a GPU; here it says why it did not run
     assert "preprocessing GPU vs CPU fp16: not run (" in table and table.rstrip().endswith("checks passed")
     # 2048 is beyond the model itself (a rebuild could not help); the engines' own bound is in the bad-input table
