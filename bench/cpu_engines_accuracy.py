@@ -4,7 +4,8 @@ For each recipe: export the model (as ``bench/quant_table.py`` does, reused when
 with each variant of the build options (``--accuracy-level``, ``--lm-head``), and score export and engines on
 the ``shapes`` suite exactly as ``nvila-edge eval FOLDER --n N --seed S`` does. For the int4 recipe it also
 counts how many greedy tokens the engines generate equal to the int4 export run by the runtime (position by
-position, over the export's answer) on ``--scenes`` rendered scenes. Prints one JSON document.
+position, over the export's answer) on ``--scenes`` rendered scenes; for the fp32 recipe likewise against the
+fp32 export, which shows what the default INT8 lm_head changes. Prints one JSON document.
 
     nice -n 19 python bench/cpu_engines_accuracy.py --work out/quant --n 500 --seed 1234
 """
@@ -19,11 +20,13 @@ from pathlib import Path
 import numpy as np
 from quant_table import add_suite_arguments, export, score
 
-# build options tried per recipe, (accuracy level, lm_head); None = the build's default. The accuracy level only
-# matters for INT4 LLM weights; the lm_head form for the rewritten LLMs (fp32, fp16, int4).
-VARIANTS = {"int4": [(None, None), (0, "float")]}
+# build options tried per recipe, (accuracy level, lm_head); None = the build's default. The accuracy level
+# matters for INT4 LLM weights and for a quantized lm_head (every recipe's default).
+VARIANTS = {"int4": [(None, None), (0, "float")], "fp32": [(None, None), (None, "float")],
+            "fp16": [(None, None), (None, "float")]}
 DEFAULT_VARIANTS = [(None, None)]
 SCORED_EXPORTS = ("fp32", "int4", "int8-int4")
+GREEDY_RECIPES = ("int4", "fp32")
 PROMPT = "Describe the picture."
 
 
@@ -74,7 +77,7 @@ def main() -> None:
             folder = args.work / f"engines-cpu-{recipe}-{level}-{lm_head}"
             engines = build(export_dir, folder, args.work / "engine-cache", level, lm_head)
             row = {"accuracy": score(engines, args.n, args.seed, args.threads)["accuracy"]}
-            if recipe == "int4":
+            if recipe in GREEDY_RECIPES:
                 row["greedy_vs_export"] = greedy_agreement(export_dir, engines, args.scenes, args.threads)
             rows[recipe][variant] = row
             print(f"{recipe} {variant}: {row}", file=sys.stderr, flush=True)

@@ -7,10 +7,11 @@ embeddings, onnxruntime-genai takes the ids (its graph embeds them; the lookup c
 backend is greedy: prefill of the prompt (TTFT includes picking the first token), then ``--steps`` decode
 steps; separately, a ``--prefill``-token prompt (512 by default) is run once per run and timed alone.
 "engines cpu" backends are ``nvila-edge build --target cpu`` of the runtime's exports, with the build's
-default options. All backends are loaded together and run in turn, run after run (a busy machine slows them
-alike), each ``--sessions`` times (two sessions of one graph can differ by several percent); figures are
-medians over every session's ``--runs`` runs after ``--warmup`` runs. Needs the export extras and
-``onnxruntime-genai`` (its model builder makes the genai graphs from the checkpoint's ``llm/`` folder).
+default options (INT4 / INT8 lm_head) and once more for fp32 with the head as exported. All backends are
+loaded together and run in turn, run after run (a busy machine slows them alike), each ``--sessions`` times
+(two sessions of one graph can differ by several percent); figures are medians over every session's ``--runs``
+runs after ``--warmup`` runs. Needs the export extras and ``onnxruntime-genai`` (its model builder makes the
+genai graphs from the checkpoint's ``llm/`` folder).
 ``--json`` prints ``{"backends": {NAME: {"tokens_per_s", "ms_per_token", "ttft_ms", "prefill512_ms"}}}``.
 
     nice -n 19 python bench/llm_decode.py --work out/bench --layers 24
@@ -45,6 +46,7 @@ BACKENDS = {  # --skip key -> table label
     "runtime-int4": "runtime OrtDecoder int4 (W4A16)",
     "engines-int4": "engines cpu int4",
     "engines-fp32": "engines cpu fp32",
+    "engines-fp32-float-head": "engines cpu fp32, --lm-head float",
 }
 CONTEXT = 1024  # positions the runtime's decoders preallocate (the long prompt plus room)
 
@@ -140,14 +142,16 @@ def greedy(logits) -> int:
     return int(logits.argmax())
 
 
-def engines_build(export: Path, work: Path) -> Path:
-    """``nvila-edge build --target cpu`` of an export, default options (reused when up to date)."""
+def engines_build(export: Path, work: Path, lm_head: str | None = None) -> Path:
+    """``nvila-edge build --target cpu`` of an export, default options unless ``lm_head`` (reused when up to
+    date)."""
     from nvila_edge.engines.build import build_engines, plan_build
     from nvila_edge.engines.cache import EngineCache
     from nvila_edge.engines.targets import get_target
 
-    out = work / f"engines-cpu-{export.name}"
-    build_engines(plan_build(export, get_target("cpu")), out, EngineCache(work / "engine-cache"), progress=False)
+    out = work / (f"engines-cpu-{export.name}" + (f"-head-{lm_head}" if lm_head else ""))
+    plan = plan_build(export, get_target("cpu"), lm_head=lm_head)
+    build_engines(plan, out, EngineCache(work / "engine-cache"), progress=False)
     return out
 
 
@@ -360,6 +364,8 @@ def main() -> int:
         "runtime-int4": lambda: runtime_backend(export("int4"), *ids, args.threads),
         "engines-int4": lambda: runtime_backend(engines_build(export("int4"), args.work), *ids, args.threads),
         "engines-fp32": lambda: runtime_backend(engines_build(export("fp32"), args.work), *ids, args.threads),
+        "engines-fp32-float-head": lambda: runtime_backend(engines_build(export("fp32"), args.work, "float"), *ids,
+                                                           args.threads),
     }
     results = measure({BACKENDS[key]: makers[key] for key in BACKENDS if key not in args.skip}, *n)
     reference = next((r.tokens for r in results if r.backend == BACKENDS["torch"]), None)
