@@ -21,7 +21,7 @@ import numpy as np
 from quant_table import add_suite_arguments, export, score
 
 # build options tried per recipe, (accuracy level, lm_head); None = the build's default. The accuracy level
-# matters for INT4 LLM weights and for a quantized lm_head (every recipe's default).
+# matters for INT4 LLM weights and for a quantized lm_head (the default of every recipe the build rewrites).
 VARIANTS = {"int4": [(None, None), (0, "float")], "fp32": [(None, None), (None, "float")],
             "fp16": [(None, None), (None, "float")]}
 DEFAULT_VARIANTS = [(None, None)]
